@@ -1,0 +1,1 @@
+"""rt-ray: Fine-tune-CoT reasoning distillation on Ray."""

@@ -1,0 +1,159 @@
+"""The ``rt-ray`` command line.
+
+    rt-ray generate -c configs/quickstart.yaml --set generation.degree=4
+    rt-ray teacher-sim --port 8765 --fault-rate 0.2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rt_ray.config import ConfigError, RtRayConfig, load_config
+
+app = typer.Typer(
+    help="rt-ray: distill step-by-step reasoning from a large teacher LLM into small students (Fine-tune-CoT) on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file; embedded defaults when omitted.")
+SetOption = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
+
+
+class UserFacingError(Exception):
+    """Raised for errors whose message is the whole story; no traceback is shown."""
+
+
+def _user_error(error: BaseException) -> str | None:
+    """The message of a known, user-fixable error anywhere in the chain (Ray wraps worker errors)."""
+    from rt_ray.tasks import TaskDataError
+    from rt_ray.teacher.client import TeacherFatalError
+    from rt_ray.teacher.pipeline import TeacherUnavailable
+
+    known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError, UserFacingError)
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, known):
+            return str(error)
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, BaseException):
+            error = cause
+            continue
+        for candidate in (error.__cause__, error.__context__):
+            if isinstance(candidate, known):
+                return str(candidate)
+        text = str(error)
+        for kind in known:
+            marker = f"{kind.__name__}: "
+            if marker in text:
+                return text.split(marker, 1)[1].strip().splitlines()[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _load(config: Optional[Path], overrides: Optional[List[str]]) -> RtRayConfig:
+    try:
+        return load_config(config, overrides)
+    except ConfigError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def _fail_clearly(error: BaseException) -> None:
+    message = _user_error(error)
+    if message is None:
+        raise error
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2) from None
+
+
+@app.command()
+def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """Teacher stage: sample D Zero-shot-CoT rationales per training question and keep the correct ones.
+
+    Writes rationales.jsonl, filtered.jsonl/.parquet, failures.jsonl and stats.json to
+    generation.output_dir and logs the run to MLflow. Cached samples are never requested again.
+    """
+    from rt_ray.teacher.pipeline import generate as run_generate
+
+    cfg = _load(config, set_)
+    try:
+        result = run_generate(cfg, console=console)
+    except Exception as error:  # noqa: BLE001 - known errors get one clear line, others a traceback
+        _fail_clearly(error)
+        return
+    print_generation_stats(result.stats)
+    console.print(f"outputs in [bold]{result.output_dir}[/bold]")
+    if result.stats["status"] == "stopped_budget":
+        console.print(
+            f"[yellow]stopped:[/yellow] teacher.max_cost_usd={cfg.teacher.max_cost_usd} reached; "
+            "rerun with a higher cap to finish (stored samples are not paid for again)"
+        )
+        raise typer.Exit(3)
+
+
+def print_generation_stats(stats: dict) -> None:
+    table = Table(title=f"teacher stage: {stats.get('task')} (D={stats.get('degree')})", show_header=False)
+    for key in (
+        "status", "questions", "questions_failed", "rationales", "rationales_kept", "teacher_accuracy",
+        "yield_per_question", "requests_sent", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
+        "cost_usd", "cost_per_kept_rationale_usd", "wall_s",
+    ):  # fmt: skip
+        value = stats.get(key)
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command("teacher-sim")
+def teacher_sim(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8765, help="Port to listen on."),
+    model: str = typer.Option("teacher-sim", help="Model name it reports."),
+    latency_s: float = typer.Option(0.05, help="Seconds each request takes."),
+    latency_jitter_s: float = typer.Option(0.0, help="Extra uniform random latency, seconds."),
+    wrong_rate: float = typer.Option(0.2, help="Share of rationales that reason to a wrong answer."),
+    fault_rate: float = typer.Option(0.0, help="Share of requests that get an injected fault."),
+    fault_kinds: str = typer.Option(
+        "rate_limit,server_error,unavailable,hang,truncated_json,drop_connection", help="Faults to inject."
+    ),
+    retry_after_ms: int = typer.Option(200, help="Retry-After sent with simulated 429s."),
+    hang_s: float = typer.Option(30.0, help="How long a 'hang' fault holds the request."),
+    api_key_env: Optional[str] = typer.Option(None, help="Require the bearer token held by this env variable."),
+    seed: int = typer.Option(0, help="Seed of its random choices."),
+    log_file: Optional[Path] = typer.Option(None, help="Append one JSON line per request served."),
+) -> None:
+    """Offline teacher: an OpenAI-compatible server that solves coin flip, last letter and shuffled objects."""
+    from rt_ray.teacher.simulator.server import FAULT_KINDS, SimulatorSettings, serve
+
+    kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
+    unknown = set(kinds) - set(FAULT_KINDS)
+    if unknown:
+        console.print(f"[red]error:[/red] unknown --fault-kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        raise typer.Exit(2)
+    settings = SimulatorSettings(
+        model=model, latency_s=latency_s, latency_jitter_s=latency_jitter_s, wrong_rate=wrong_rate,
+        fault_rate=fault_rate, fault_kinds=kinds, retry_after_ms=retry_after_ms, hang_s=hang_s,
+        api_key=os.environ.get(api_key_env) if api_key_env else None, seed=seed, log_file=log_file,
+    )  # fmt: skip
+    console.print(f"teacher simulator on http://{host}:{port}/v1 (model {model})")
+    serve(settings, host=host, port=port)
+
+
+@app.command("show-config")
+def show_config(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """Print the resolved config (defaults, file and overrides) as JSON."""
+    cfg = _load(config, set_)
+    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+
+
+if __name__ == "__main__":
+    app()

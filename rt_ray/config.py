@@ -1,0 +1,242 @@
+"""One typed config per run, loaded from YAML, validated by pydantic, overridden with ``--set``.
+
+    cfg = load_config("configs/quickstart.yaml", overrides=["generation.degree=4"])
+
+Sections are named by stage. Secrets never live here: the teacher's API key is read from the
+environment variable named by ``teacher.api_key_env``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key or value at fault."""
+
+
+class Section(BaseModel):
+    # Unknown keys are typos until proven otherwise.
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TaskConfig(Section):
+    name: str = "coin_flip"
+    # Generated tasks (coin_flip, last_letter_concatenation): how many questions and items each.
+    num_examples: int = Field(500, gt=0)
+    num_items: int = Field(4, gt=0, description="flips per coin question, names per last-letter question")
+    generation_seed: int = 0
+    # File tasks: BIG-bench task JSON files live in bigbench_dir; the others in data_dir.
+    bigbench_dir: Path = Path("../shared/data/bigbench")
+    data_dir: Path = Path("data")
+    # Map our fields (question, answer, ...) to the file's field names, for local JSON/JSONL files.
+    field_map: dict[str, str] = {}
+    # Load the task from the Hugging Face hub with `datasets` instead of local files.
+    from_hub: bool = False
+    train_ratio: float = Field(0.7, gt=0, lt=1)
+    split_seed: int = 0
+    max_train: int | None = Field(None, gt=0, description="cap on training questions (after the split)")
+    max_test: int | None = Field(None, gt=0)
+
+
+class Price(Section):
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+
+
+class SimulatorConfig(Section):
+    """The offline teacher (``rt-ray teacher-sim``); started by ``rt-ray generate`` when autostart is on."""
+
+    autostart: bool = False
+    latency_s: float = Field(0.05, ge=0)
+    latency_jitter_s: float = Field(0.0, ge=0)
+    wrong_rate: float = Field(0.2, ge=0, le=1)
+    fault_rate: float = Field(0.0, ge=0, le=1)
+    seed: int = 0
+
+
+class TeacherConfig(Section):
+    base_url: str = "http://127.0.0.1:8765/v1"
+    model: str = "teacher-sim"
+    api: Literal["completions", "chat"] = "completions"
+    api_key_env: str = "OPENAI_API_KEY"
+    supports_n: bool = True
+    max_concurrency: int = Field(64, gt=0, description="requests in flight across the whole run")
+    num_callers: int = Field(1, gt=0, description="Ray actors that make the calls")
+    caller_cpus: float = Field(0.25, gt=0, description="CPUs per caller actor; calls are I/O bound")
+    rpm: int | None = Field(None, gt=0, description="requests per minute, shared by every caller")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute, shared by every caller")
+    max_retries: int = Field(6, ge=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(60.0, gt=0)
+    cache_dir: Path = Path(".rt_ray_cache/teacher")
+    prices: dict[str, Price] = {
+        "teacher-sim": Price(input_per_1m=0.5, output_per_1m=1.5),
+        "gpt-4o-mini": Price(input_per_1m=0.15, output_per_1m=0.6),
+        "gpt-4o": Price(input_per_1m=2.5, output_per_1m=10.0),
+        "gpt-3.5-turbo-instruct": Price(input_per_1m=1.5, output_per_1m=2.0),
+    }
+    max_cost_usd: float | None = Field(None, gt=0, description="stop before this run's new spend passes it")
+    simulator: SimulatorConfig = SimulatorConfig()
+
+    @model_validator(mode="after")
+    def _budget_needs_a_price(self) -> "TeacherConfig":
+        if self.max_cost_usd is not None and self.model not in self.prices:
+            raise ValueError(
+                f"teacher.max_cost_usd is set but teacher.prices has no entry for model {self.model!r}"
+            )
+        return self
+
+
+class GenerationConfig(Section):
+    degree: int = Field(1, gt=0, description="D: rationales sampled per training question")
+    temperature: float = Field(0.7, ge=0, le=2, description="used when degree > 1; degree 1 is greedy")
+    max_tokens_rationale: int = Field(128, gt=0)
+    max_tokens_answer: int = Field(32, gt=0)
+    questions_per_block: int = Field(16, gt=0, description="questions per Ray Data block")
+    output_dir: Path = Path("runs/default/teacher")
+
+
+class StudentConfig(Section):
+    # A hub name or local path (from_pretrained), or "tiny" for a small model built from a config.
+    model: str = "tiny"
+    arch: Literal["decoder", "encoder-decoder"] = "decoder"
+    format: Literal["ft_cot", "vanilla"] = "ft_cot"
+    tiny_hidden: int = Field(128, gt=0)
+    tiny_layers: int = Field(4, gt=0)
+    tiny_heads: int = Field(4, gt=0)
+    tiny_vocab: int = Field(600, gt=0)
+    max_length: int = Field(512, gt=0)
+
+
+class TrainConfig(Section):
+    num_workers: int = Field(2, gt=0)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1, gt=0)
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    offload: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(16, gt=0, description="per worker")
+    grad_accum: int = Field(1, gt=0)
+    max_steps: int = Field(300, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    seed: int = 0
+    checkpoint_every_steps: int = Field(100, gt=0)
+    max_failures: int = Field(2, ge=0)
+    output_dir: Path = Path("runs/default/student")
+
+
+class SweepConfig(Section):
+    degrees: list[int] = [1, 2, 4, 8]
+
+
+class ServeConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+
+
+class TrackingConfig(Section):
+    # None: MLFLOW_TRACKING_URI if set, else a local SQLite store in the working directory.
+    tracking_uri: str | None = None
+    experiment: str = "rt-ray"
+
+
+class RayConfig(Section):
+    # None starts (or joins, through RAY_ADDRESS) a local cluster; "auto" joins a running one.
+    address: str | None = None
+
+
+class RtRayConfig(Section):
+    run_name: str = "default"
+    task: TaskConfig = TaskConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    generation: GenerationConfig = GenerationConfig()
+    student: StudentConfig = StudentConfig()
+    train: TrainConfig = TrainConfig()
+    sweep: SweepConfig = SweepConfig()
+    serve: ServeConfig = ServeConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    ray: RayConfig = RayConfig()
+
+    def flat(self) -> dict[str, Any]:
+        """Every value as ``section.key`` -> value, for MLflow params. Holds no secret by design."""
+        return _flatten(self.model_dump(mode="json"))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a nested dict; the value is parsed as YAML (``4``, ``true``, ``[1, 2]``)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"--set has an empty key in {dotted!r}")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {key!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def describe_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for problem in err.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            got = problem.get("input")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+            lines.append(f"  {key}: {problem['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(tree: dict[str, Any], source: str = "config") -> RtRayConfig:
+    try:
+        return RtRayConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RtRayConfig:
+    tree: dict[str, Any] = {}
+    source = "embedded defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        source = str(path)
+    for assignment in overrides or []:
+        apply_override(tree, assignment)
+    return parse_config(tree, source)

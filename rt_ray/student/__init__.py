@@ -1,0 +1,1 @@
+"""Student stage: Fine-tune-CoT training and evaluation."""

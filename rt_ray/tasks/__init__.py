@@ -1,0 +1,80 @@
+"""The task library: every task's samples, its seeded split, and its answer parsing.
+
+    from rt_ray.tasks import get_task, load_task_data
+    data = load_task_data(cfg.task)          # TaskData(train=[Sample...], test=[...])
+    task = get_task("coin_flip")
+    task.judge(task.parse(" So the answer is no."), "no")   # True
+"""
+
+from __future__ import annotations
+
+
+from rt_ray.config import TaskConfig
+from rt_ray.tasks.answers import AnswerType
+from rt_ray.tasks.base import Sample, Task, TaskData, TaskDataError, seeded_split
+from rt_ray.tasks.bigbench import load_bigbench_choice, load_bigbench_yes_no
+from rt_ray.tasks.files import FILE_TASKS, load_from_files, load_from_hub
+from rt_ray.tasks.generated import load_coin_flip, load_last_letter
+
+
+def _generated(loader):
+    return lambda cfg: loader(cfg.num_examples, cfg.num_items, cfg.generation_seed)
+
+
+def _file_task(name: str):
+    def load(cfg: TaskConfig):
+        if cfg.from_hub:
+            return load_from_hub(name, cfg.field_map)
+        return load_from_files(name, cfg.data_dir, cfg.field_map)
+
+    return load
+
+
+TASKS: dict[str, Task] = {
+    "coin_flip": Task("coin_flip", AnswerType.YES_NO, _generated(load_coin_flip), "generated, yes/no"),
+    "last_letter_concatenation": Task(
+        "last_letter_concatenation", AnswerType.TEXT, _generated(load_last_letter), "generated, string"
+    ),
+    "date_understanding": Task(
+        "date_understanding",
+        AnswerType.CHOICE,
+        lambda cfg: load_bigbench_choice("date_understanding", cfg.bigbench_dir),
+        "BIG-bench file, choice A-F over dates",
+    ),
+    "tracking_shuffled_objects": Task(
+        "tracking_shuffled_objects",
+        AnswerType.CHOICE,
+        lambda cfg: load_bigbench_choice("tracking_shuffled_objects", cfg.bigbench_dir),
+        "BIG-bench file, three objects, choice A-C",
+    ),
+    "strategy_qa": Task(
+        "strategy_qa",
+        AnswerType.YES_NO,
+        lambda cfg: load_bigbench_yes_no("strategy_qa", cfg.bigbench_dir),
+        "BIG-bench file, yes/no",
+    ),
+    **{name: Task(name, spec.answer_type, _file_task(name), "local JSON/JSONL or hub") for name, spec in FILE_TASKS.items()},
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise TaskDataError(f"unknown task.name {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def load_task_data(cfg: TaskConfig) -> TaskData:
+    """Train and test samples; a seeded 70/30 split unless the dataset ships its own."""
+    loaded = get_task(cfg.name).load(cfg)
+    if isinstance(loaded, tuple):
+        train, test = loaded
+    else:
+        train, test = seeded_split(loaded, cfg.train_ratio, cfg.split_seed)
+    if cfg.max_train is not None:
+        train = train[: cfg.max_train]
+    if cfg.max_test is not None:
+        test = test[: cfg.max_test]
+    return TaskData(train=train, test=test)
+
+
+__all__ = ["TASKS", "AnswerType", "Sample", "Task", "TaskData", "TaskDataError", "get_task", "load_task_data"]

@@ -1,0 +1,194 @@
+"""The one HTTP path to the teacher: the official ``openai`` SDK against any OpenAI-compatible base_url.
+
+    client = TeacherClient(cfg.teacher, api_key="sk-...", governor=None)
+    samples = await client.samples(prompt, count=8, temperature=0.7, max_tokens=128, stats=stats)
+
+Around each request: the response cache (hits are free), the shared pacer and budget (through the
+governor actor), a concurrency limit, a per-request timeout, and retries with exponential backoff
+and full jitter that honour Retry-After. The SDK's own retries are off so that ours are the only ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import openai
+
+from rt_ray.config import TeacherConfig
+from rt_ray.teacher.accounting import CallStats, cost_usd, estimate_prompt_tokens
+from rt_ray.teacher.cache import ResponseCache, sample_key
+
+# Statuses that no retry can fix and that doom every later request too (bad key, model or URL).
+FATAL_STATUSES = {401, 403, 404}
+# Statuses that doom this request only (a prompt the endpoint rejects).
+REJECTED_STATUSES = {400, 413, 422}
+
+
+class TeacherFatalError(RuntimeError):
+    """The endpoint refuses the run as configured (bad key, model or URL)."""
+
+
+class TeacherRequestFailed(RuntimeError):
+    """One request still failed after all retries."""
+
+
+class BudgetExhausted(RuntimeError):
+    """The next request could pass ``teacher.max_cost_usd``; nothing more is sent."""
+
+
+def retry_after_seconds(error: Exception) -> float | None:
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue  # an HTTP date; the backoff applies instead
+    return None
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float | None, rng: random.Random) -> float:
+    ceiling = min(max_s, base_s * 2**attempt)
+    delay = rng.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after) if retry_after is not None else delay
+
+
+class TeacherClient:
+    def __init__(self, cfg: TeacherConfig, api_key: str | None, governor: Any = None, seed: int = 0):
+        self.cfg = cfg
+        self.cache = ResponseCache(cfg.cache_dir)
+        self.governor = governor
+        self.price = cfg.prices.get(cfg.model)
+        self._rng = random.Random(seed)
+        self._api_key = api_key or "no-key"  # local endpoints take any key; the SDK insists on one
+        self._openai: openai.AsyncOpenAI | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._concurrency = max(1, -(-cfg.max_concurrency // cfg.num_callers))
+
+    def _connect(self) -> openai.AsyncOpenAI:
+        # Created lazily, inside the event loop that will use it.
+        if self._openai is None:
+            self._openai = openai.AsyncOpenAI(
+                base_url=self.cfg.base_url,
+                api_key=self._api_key,
+                max_retries=0,
+                timeout=self.cfg.request_timeout_s,
+            )
+            self._semaphore = asyncio.Semaphore(self._concurrency)
+        return self._openai
+
+    async def samples(
+        self, prompt: str, count: int, temperature: float, max_tokens: int, stats: CallStats
+    ) -> list[dict]:
+        """``count`` samples of one prompt, indexes 0..count-1 of its pool, from cache where stored."""
+        params = {"api": self.cfg.api, "temperature": temperature, "max_tokens": max_tokens}
+        keys = [sample_key(self.cfg.model, prompt, params, index) for index in range(count)]
+        found: list[dict | None] = [self.cache.get(key) for key in keys]
+        missing = [index for index, hit in enumerate(found) if hit is None]
+        stats.cache_hits += count - len(missing)
+        if not missing:
+            return found  # type: ignore[return-value]
+        groups = [missing] if self.cfg.supports_n else [[index] for index in missing]
+        results = await asyncio.gather(
+            *(self._request(prompt, len(group), temperature, max_tokens, stats) for group in groups),
+            return_exceptions=True,
+        )
+        errors = []
+        for group, result in zip(groups, results):
+            if isinstance(result, BaseException):
+                errors.append(result)
+                continue
+            for index, sample in zip(group, result):
+                # Stored the moment it arrives: a crash after this line costs nothing to resume.
+                self.cache.put(keys[index], sample)
+                found[index] = sample
+        if errors:
+            raise errors[0]
+        return found  # type: ignore[return-value]
+
+    async def _request(
+        self, prompt: str, n: int, temperature: float, max_tokens: int, stats: CallStats
+    ) -> list[dict]:
+        client = self._connect()
+        assert self._semaphore is not None
+        estimated_tokens = estimate_prompt_tokens(prompt) + n * max_tokens
+        worst_cost = cost_usd(estimate_prompt_tokens(prompt), n * max_tokens, self.price)
+        last_error: Exception | None = None
+        for attempt in range(self.cfg.max_retries + 1):
+            retry_after = None
+            async with self._semaphore:
+                reservation = await self._wait_for_turn(estimated_tokens, worst_cost, stats)
+                stats.requests += 1
+                try:
+                    response = await self._create(client, prompt, n, temperature, max_tokens)
+                    texts = self._texts(response, n)
+                except openai.APIStatusError as error:
+                    await self._settle(reservation, 0.0)
+                    if error.status_code in FATAL_STATUSES:
+                        raise TeacherFatalError(
+                            f"teacher at {self.cfg.base_url} refused model {self.cfg.model!r}: "
+                            f"HTTP {error.status_code} {type(error).__name__}"
+                        ) from None
+                    if error.status_code in REJECTED_STATUSES:
+                        stats.failed_requests += 1
+                        raise TeacherRequestFailed(f"HTTP {error.status_code}: request rejected") from None
+                    last_error, retry_after = error, retry_after_seconds(error)
+                except Exception as error:  # timeouts, dropped connections, truncated JSON
+                    await self._settle(reservation, 0.0)
+                    last_error = error
+                else:
+                    usage = getattr(response, "usage", None)
+                    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
+                    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
+                    cost = cost_usd(prompt_tokens, completion_tokens, self.price)
+                    await self._settle(reservation, cost)
+                    stats.prompt_tokens += prompt_tokens
+                    stats.completion_tokens += completion_tokens
+                    stats.cost_usd += cost
+                    return texts
+            if attempt < self.cfg.max_retries:
+                stats.retries += 1
+                await asyncio.sleep(
+                    backoff_delay(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, retry_after, self._rng)
+                )
+        stats.failed_requests += 1
+        raise TeacherRequestFailed(f"{type(last_error).__name__} after {self.cfg.max_retries} retries: {last_error}")
+
+    async def _create(self, client: openai.AsyncOpenAI, prompt: str, n: int, temperature: float, max_tokens: int):
+        common = dict(model=self.cfg.model, n=n, temperature=temperature, max_tokens=max_tokens)
+        if self.cfg.api == "chat":
+            return await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
+        return await client.completions.create(prompt=prompt, **common)
+
+    def _texts(self, response: Any, n: int) -> list[dict]:
+        choices = sorted(response.choices, key=lambda choice: choice.index)
+        if len(choices) != n:
+            raise ValueError(f"asked for {n} choices, got {len(choices)}")
+        samples = []
+        for choice in choices:
+            text = choice.message.content if self.cfg.api == "chat" else choice.text
+            if text is None:
+                raise ValueError("a choice came back without text")
+            samples.append({"text": text, "finish_reason": choice.finish_reason})
+        return samples
+
+    async def _wait_for_turn(self, tokens: int, worst_cost: float, stats: CallStats) -> int | None:
+        if self.governor is None:
+            return None
+        delay, reservation = await self.governor.reserve.remote(tokens, worst_cost)
+        if delay is None:
+            stats.budget_refusals += 1
+            raise BudgetExhausted(f"teacher.max_cost_usd={self.cfg.max_cost_usd} reached")
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return reservation
+
+    async def _settle(self, reservation: int | None, cost: float) -> None:
+        if self.governor is not None and reservation is not None:
+            await self.governor.settle.remote(reservation, cost)

@@ -1,0 +1,253 @@
+"""The teacher stage: Zero-shot-CoT rationales for every training question, on Ray Data.
+
+    rt-ray generate -c configs/quickstart.yaml
+    result = generate(load_config("configs/quickstart.yaml"))
+
+Questions -> D rationales each (one request with n=D where the endpoint allows) -> a greedy
+step-2 call per rationale for its answer -> parse -> judge against gold -> keep the correct ones.
+Writes to ``generation.output_dir``: rationales.jsonl (all), filtered.jsonl and filtered.parquet
+(kept), failures.jsonl, and stats.json, whose ``status`` says whether the set is finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import openai
+import pandas as pd
+import ray
+from pydantic import SecretStr
+from ray.data import DataContext
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rt_ray.cluster import ensure_ray
+from rt_ray.config import ConfigError, RtRayConfig, TeacherConfig
+from rt_ray.tasks import load_task_data
+from rt_ray.teacher.accounting import CallStats
+from rt_ray.teacher.callers import TeacherCaller
+from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
+from rt_ray.teacher.governor import TeacherGovernor
+from rt_ray.teacher.simulator import SimulatorProcess, is_listening
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+TERMINAL_STATUSES = {"complete", "complete_with_failures"}
+
+
+class TeacherUnavailable(RuntimeError):
+    """The teacher endpoint cannot be reached or refuses the run."""
+
+
+@dataclass
+class GenerationResult:
+    output_dir: Path
+    stats: dict
+
+    @property
+    def filtered_path(self) -> Path:
+        return self.output_dir / "filtered.jsonl"
+
+
+def read_api_key(cfg: TeacherConfig) -> SecretStr | None:
+    value = os.environ.get(cfg.api_key_env)
+    if value:
+        return SecretStr(value)
+    if urlparse(cfg.base_url).hostname in LOCAL_HOSTS:
+        return None  # a local endpoint (the simulator, a local vLLM) needs no key
+    raise ConfigError(
+        f"the environment variable {cfg.api_key_env} (teacher.api_key_env) is not set; "
+        f"it must hold the API key for {cfg.base_url}"
+    )
+
+
+@contextmanager
+def teacher_endpoint(cfg: TeacherConfig) -> Iterator[None]:
+    """Start the teacher simulator when the config asks for it and nothing listens there yet."""
+    url = urlparse(cfg.base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    sim = cfg.simulator
+    if not sim.autostart or is_listening(host, port):
+        yield
+        return
+    process = SimulatorProcess(
+        port=port, host=host, latency_s=sim.latency_s, latency_jitter_s=sim.latency_jitter_s,
+        wrong_rate=sim.wrong_rate, fault_rate=sim.fault_rate, seed=sim.seed,
+    )  # fmt: skip
+    with process:
+        yield
+
+
+def check_teacher(cfg: TeacherConfig, api_key: SecretStr | None) -> None:
+    """Fail fast, with one clear message, when the endpoint is down or refuses the key."""
+    client = openai.OpenAI(
+        base_url=cfg.base_url,
+        api_key=api_key.get_secret_value() if api_key else "no-key",
+        max_retries=2,
+        timeout=min(10.0, cfg.request_timeout_s),
+    )
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        raise TeacherUnavailable(f"teacher at {cfg.base_url} rejected the API key in ${cfg.api_key_env}") from None
+    except openai.NotFoundError:
+        pass  # some compatible servers lack /models; the first real call will tell
+    except openai.APIConnectionError as error:
+        raise TeacherUnavailable(f"teacher.base_url {cfg.base_url} is unreachable: {error}") from None
+
+
+def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
+    """(blocks, tasks in flight per caller): enough questions in flight to keep every slot busy."""
+    per_block = cfg.generation.questions_per_block
+    blocks = max(1, math.ceil(num_questions / per_block))
+    slots_per_caller = math.ceil(cfg.teacher.max_concurrency / cfg.teacher.num_callers)
+    in_flight = max(2, math.ceil(2 * slots_per_caller / per_block) + 1)
+    return blocks, in_flight
+
+
+def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, governor):
+    blocks, in_flight = plan_blocks(len(questions), cfg)
+    plan = {
+        "degree": cfg.generation.degree,
+        "temperature": cfg.generation.temperature,
+        "max_tokens_rationale": cfg.generation.max_tokens_rationale,
+        "max_tokens_answer": cfg.generation.max_tokens_answer,
+    }
+    ds = ray.data.from_items([q.to_row() for q in questions], override_num_blocks=blocks)
+    return ds.map_batches(
+        TeacherCaller,
+        batch_size=None,
+        batch_format="pandas",
+        fn_constructor_kwargs={
+            "teacher": cfg.teacher.model_dump(mode="json"),
+            "plan": plan,
+            "api_key": api_key,
+            "governor": governor,
+        },
+        compute=ray.data.ActorPoolStrategy(
+            size=cfg.teacher.num_callers,
+            max_tasks_in_flight_per_actor=in_flight,
+            max_concurrent_calls_per_actor=in_flight,
+        ),
+        num_cpus=cfg.teacher.caller_cpus,
+    )
+
+
+def start_governor(cfg: TeacherConfig):
+    if cfg.rpm is None and cfg.tpm is None and cfg.max_cost_usd is None:
+        return None  # nothing to share between callers
+    return TeacherGovernor.remote(cfg.rpm, cfg.tpm, cfg.max_cost_usd)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    with open(tmp, "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(value, indent=2))
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, console: Console):
+    """Stream every question's outcome back to the driver, with a live progress bar."""
+    ensure_ray(cfg.ray)
+    DataContext.get_current().enable_progress_bars = False  # the rich bar below says more
+    governor = start_governor(cfg.teacher)
+    totals = CallStats()
+    rows, outcomes, records = [], [], []
+    columns = (
+        TextColumn("[bold]teacher"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )  # fmt: skip
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = progress.add_task("questions", total=len(questions), detail="")
+            dataset = build_dataset(questions, cfg, api_key, governor)
+            for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
+                for row in batch.to_dict("records"):
+                    outcome = {"status": row["status"], "error": row["error"], "samples": json.loads(row["samples_json"])}
+                    totals.add(json.loads(row["stats_json"]))
+                    rows.append(row)
+                    outcomes.append(outcome)
+                    records.extend(sample_records(row, outcome))
+                kept = sum(r["correct"] for r in records)
+                detail = (
+                    f"kept {kept}/{len(records)}  sent {totals.requests}  cached {totals.cache_hits}  "
+                    f"retries {totals.retries}  ${totals.cost_usd:.4f}"
+                )
+                progress.update(bar, completed=len(outcomes), detail=detail)
+    finally:
+        if governor is not None:
+            ray.kill(governor)
+    return rows, outcomes, records, totals
+
+
+def generate(cfg: RtRayConfig, console: Console | None = None) -> GenerationResult:
+    from rt_ray import tracking
+
+    console = console or Console(stderr=True)
+    data = load_task_data(cfg.task)
+    api_key = read_api_key(cfg.teacher)
+    out = Path(cfg.generation.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Until the last line of this function, the folder says it is not a finished run.
+    write_json(out / "stats.json", {"status": "running", "task": cfg.task.name})
+    started = time.monotonic()
+    try:
+        with teacher_endpoint(cfg.teacher):
+            check_teacher(cfg.teacher, api_key)
+            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key, console)
+    except BaseException as error:
+        write_json(out / "stats.json", {"status": "failed", "task": cfg.task.name, "error": f"{type(error).__name__}: {error}"})
+        raise
+    order = {sample.id: index for index, sample in enumerate(data.train)}
+    records.sort(key=lambda r: (order[r["question_id"]], r["sample_index"]))
+    kept = keep_correct(records)
+    failures = [
+        {"question_id": row["id"], "question": row["question"], "status": row["status"], "error": row["error"]}
+        for row in rows
+        if row["status"] != "ok"
+    ]
+    stats = summarize(records, outcomes, totals, cfg.generation.degree, time.monotonic() - started)
+    stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint())
+    write_jsonl(out / "rationales.jsonl", records)
+    write_jsonl(out / "filtered.jsonl", kept)
+    write_jsonl(out / "failures.jsonl", failures)
+    pd.DataFrame(kept, columns=list(records[0]) if records else None).to_parquet(out / "filtered.parquet")
+    stats["filtered_sha256"] = file_sha256(out / "filtered.jsonl")
+    with tracking.tracked_run(cfg, stage="generate") as run_id:
+        stats["mlflow_run_id"] = run_id
+        tracking.log_metrics(stats)
+        tracking.set_tags({"rt_ray.filtered_sha256": stats["filtered_sha256"], "rt_ray.status": stats["status"]})
+        write_json(out / "stats.json", stats)
+        for name in ("stats.json", "failures.jsonl"):
+            tracking.log_artifact(out / name, artifact_path="teacher")
+    return GenerationResult(out, stats)
+
+
+def read_finished_generation(output_dir: Path) -> dict:
+    """The stats of a finished generation run, or a clear error for a running, failed or stopped one."""
+    stats_path = Path(output_dir) / "stats.json"
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"no teacher output in {output_dir}: run `rt-ray generate` first")
+    stats = json.loads(stats_path.read_text())
+    if stats.get("status") not in TERMINAL_STATUSES:
+        raise RuntimeError(f"teacher output in {output_dir} is not finished (status {stats.get('status')!r})")
+    return stats

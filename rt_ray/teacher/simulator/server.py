@@ -1,0 +1,194 @@
+"""The offline teacher: a real OpenAI-compatible HTTP server (aiohttp) with tunable latency,
+wrong answers and injected faults.
+
+    rt-ray teacher-sim --port 8765 --latency-s 0.2 --fault-rate 0.2 --log-file sim.jsonl
+
+Routes: ``POST /v1/completions``, ``POST /v1/chat/completions``, ``GET /v1/models``; for tests,
+``GET /sim/requests`` (every request served, in order) and ``GET /sim/stats`` (counts).
+It is what the pipeline talks to by default, over HTTP, exactly as it talks to OpenAI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from rt_ray.teacher.simulator.solvers import complete
+
+FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "hang", "truncated_json", "drop_connection")
+
+
+@dataclass
+class SimulatorSettings:
+    model: str = "teacher-sim"
+    latency_s: float = 0.05
+    latency_jitter_s: float = 0.0
+    wrong_rate: float = 0.2
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after_ms: int = 200
+    hang_s: float = 30.0
+    api_key: str | None = None  # when set, requests must carry it as a bearer token
+    seed: int = 0
+    log_file: Path | None = None
+
+
+@dataclass
+class SimulatorState:
+    settings: SimulatorSettings
+    rng: random.Random = field(init=False)
+    log: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.settings.seed)
+
+    def record(self, entry: dict) -> None:
+        self.log.append(entry)
+        if self.settings.log_file is not None:
+            with open(self.settings.log_file, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def count_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _truncate(text: str, max_tokens: int) -> tuple[str, str]:
+    if count_tokens(text) <= max_tokens:
+        return text, "stop"
+    return text[: max_tokens * 4], "length"
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": "simulated", "code": status}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _inject_fault(kind: str, request: web.Request, state: SimulatorState, body: dict) -> web.StreamResponse:
+    settings = state.settings
+    if kind == "rate_limit":
+        headers = {"Retry-After": str(math.ceil(settings.retry_after_ms / 1000)), "retry-after-ms": str(settings.retry_after_ms)}
+        return _error(429, "simulated rate limit", headers)
+    if kind == "server_error":
+        return _error(500, "simulated server error")
+    if kind == "unavailable":
+        return _error(503, "simulated overload")
+    if kind == "hang":
+        await asyncio.sleep(settings.hang_s)
+        return _error(504, "simulated hang ended")
+    if kind == "truncated_json":
+        text = json.dumps(body)
+        return web.Response(text=text[: len(text) // 2], content_type="application/json")
+    # drop_connection: close the socket without an HTTP response
+    if request.transport is not None:
+        request.transport.close()
+    raise ConnectionResetError("simulated dropped connection")
+
+
+def _prompt_of(payload: dict, chat: bool) -> str:
+    if chat:
+        messages = payload.get("messages") or []
+        users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+        return users[-1] if users else ""
+    prompt = payload.get("prompt", "")
+    return prompt[0] if isinstance(prompt, list) and prompt else str(prompt)
+
+
+def _response_body(payload: dict, prompt: str, texts: list[str], chat: bool, model: str) -> dict:
+    max_tokens = int(payload.get("max_tokens") or 256)
+    choices, completion_tokens = [], 0
+    for index, text in enumerate(texts):
+        text, finish = _truncate(text, max_tokens)
+        completion_tokens += count_tokens(text)
+        if chat:
+            choices.append({"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+        else:
+            choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": finish})
+    prompt_tokens = count_tokens(prompt)
+    return {
+        "id": f"sim-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _authorized(request: web.Request, settings: SimulatorSettings) -> bool:
+    return settings.api_key is None or request.headers.get("Authorization") == f"Bearer {settings.api_key}"
+
+
+def make_handler(chat: bool):
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state: SimulatorState = request.app["state"]
+        settings = state.settings
+        arrived = time.time()
+        if not _authorized(request, settings):
+            return _error(401, "invalid api key")
+        try:
+            payload = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "body is not JSON")
+        prompt = _prompt_of(payload, chat)
+        n = int(payload.get("n") or 1)
+        fault = None
+        if state.rng.random() < settings.fault_rate and settings.fault_kinds:
+            fault = state.rng.choice(settings.fault_kinds)
+        state.record({"t": arrived, "path": request.path, "prompt": prompt, "n": n,
+                      "temperature": payload.get("temperature"), "fault": fault})
+        latency = settings.latency_s + state.rng.uniform(0, settings.latency_jitter_s)
+        await asyncio.sleep(latency)
+        texts = complete(prompt, n, state.rng, settings.wrong_rate)
+        body = _response_body(payload, prompt, texts, chat, payload.get("model") or settings.model)
+        if fault is not None:
+            return await _inject_fault(fault, request, state, body)
+        return web.json_response(body)
+
+    return handle
+
+
+async def list_models(request: web.Request) -> web.Response:
+    settings = request.app["state"].settings
+    if not _authorized(request, settings):
+        return _error(401, "invalid api key")
+    return web.json_response({"object": "list", "data": [{"id": settings.model, "object": "model", "owned_by": "rt-ray"}]})
+
+
+async def sim_requests(request: web.Request) -> web.Response:
+    return web.json_response(request.app["state"].log)
+
+
+async def sim_stats(request: web.Request) -> web.Response:
+    log = request.app["state"].log
+    faults = Counter(entry["fault"] for entry in log if entry["fault"])
+    samples = sum(entry["n"] for entry in log if not entry["fault"])
+    return web.json_response({"requests": len(log), "faults": dict(faults), "samples_served": samples})
+
+
+def make_app(settings: SimulatorSettings) -> web.Application:
+    app = web.Application(client_max_size=16 * 2**20)
+    app["state"] = SimulatorState(settings)
+    app.router.add_post("/v1/completions", make_handler(chat=False))
+    app.router.add_post("/v1/chat/completions", make_handler(chat=True))
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/sim/requests", sim_requests)
+    app.router.add_get("/sim/stats", sim_stats)
+    return app
+
+
+def serve(settings: SimulatorSettings, host: str = "127.0.0.1", port: int = 8765) -> None:
+    web.run_app(make_app(settings), host=host, port=port, print=None, access_log=None, backlog=1024)

@@ -1,0 +1,81 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+    with tracked_run(cfg, stage="generate") as run_id:
+        log_metrics({"teacher_accuracy": 0.8})
+        log_artifact(path)
+
+The tracking URI comes from ``tracking.tracking_uri``, else ``MLFLOW_TRACKING_URI``, else a local
+SQLite store (``./mlflow.db``, artifacts under ``./mlartifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rt_ray.config import RtRayConfig, TrackingConfig
+
+MAX_PARAM_CHARS = 500
+
+
+def resolve_tracking_uri(cfg: TrackingConfig) -> str:
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def _mlflow(cfg: TrackingConfig):
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(cfg))
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        # Artifacts beside the local store, not in the current working directory's default.
+        location = None
+        uri = resolve_tracking_uri(cfg)
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+        mlflow.create_experiment(cfg.experiment, artifact_location=location)
+    mlflow.set_experiment(cfg.experiment)
+    return mlflow
+
+
+def config_params(cfg: RtRayConfig) -> dict[str, str]:
+    return {key: str(value)[:MAX_PARAM_CHARS] for key, value in cfg.flat().items()}
+
+
+@contextmanager
+def tracked_run(
+    cfg: RtRayConfig, stage: str, run_name: str | None = None, parent_run_id: str | None = None, tags: dict | None = None
+) -> Iterator[str]:
+    """An MLflow run for one stage, with the resolved config (which holds no secret) as params."""
+    mlflow = _mlflow(cfg.tracking)
+    all_tags = {"rt_ray.stage": stage, "rt_ray.task": cfg.task.name, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    with mlflow.start_run(run_name=run_name or f"{cfg.run_name}-{stage}", tags=all_tags, nested=bool(parent_run_id)) as run:
+        mlflow.log_params(config_params(cfg))
+        yield run.info.run_id
+
+
+def log_metrics(metrics: dict, step: int | None = None) -> None:
+    import mlflow
+
+    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numeric:
+        mlflow.log_metrics(numeric, step=step)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def set_tags(tags: dict) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
