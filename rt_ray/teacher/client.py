@@ -11,6 +11,7 @@ and full jitter that honour Retry-After. The SDK's own retries are off so that o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from typing import Any
 
@@ -94,6 +95,7 @@ class TeacherClient:
         stats.cache_hits += count - len(missing)
         if not missing:
             return found  # type: ignore[return-value]
+        prompt_sha = hashlib.sha256(prompt.encode()).hexdigest()
         groups = [missing] if self.cfg.supports_n else [[index] for index in missing]
         results = await asyncio.gather(
             *(self._request(prompt, len(group), temperature, max_tokens, stats) for group in groups),
@@ -106,6 +108,7 @@ class TeacherClient:
                 continue
             for index, sample in zip(group, result):
                 # Stored the moment it arrives: a crash after this line costs nothing to resume.
+                sample["prompt_sha256"] = prompt_sha
                 self.cache.put(keys[index], sample)
                 found[index] = sample
         if errors:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from rt_ray.teacher.simulator.solvers import complete
 
+STATE = web.AppKey("state", object)
 FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "hang", "truncated_json", "drop_connection")
 
 
@@ -134,7 +135,7 @@ def _authorized(request: web.Request, settings: SimulatorSettings) -> bool:
 
 def make_handler(chat: bool):
     async def handle(request: web.Request) -> web.StreamResponse:
-        state: SimulatorState = request.app["state"]
+        state: SimulatorState = request.app[STATE]
         settings = state.settings
         arrived = time.time()
         if not _authorized(request, settings):
@@ -162,18 +163,18 @@ def make_handler(chat: bool):
 
 
 async def list_models(request: web.Request) -> web.Response:
-    settings = request.app["state"].settings
+    settings = request.app[STATE].settings
     if not _authorized(request, settings):
         return _error(401, "invalid api key")
     return web.json_response({"object": "list", "data": [{"id": settings.model, "object": "model", "owned_by": "rt-ray"}]})
 
 
 async def sim_requests(request: web.Request) -> web.Response:
-    return web.json_response(request.app["state"].log)
+    return web.json_response(request.app[STATE].log)
 
 
 async def sim_stats(request: web.Request) -> web.Response:
-    log = request.app["state"].log
+    log = request.app[STATE].log
     faults = Counter(entry["fault"] for entry in log if entry["fault"])
     samples = sum(entry["n"] for entry in log if not entry["fault"])
     return web.json_response({"requests": len(log), "faults": dict(faults), "samples_served": samples})
@@ -181,7 +182,7 @@ async def sim_stats(request: web.Request) -> web.Response:
 
 def make_app(settings: SimulatorSettings) -> web.Application:
     app = web.Application(client_max_size=16 * 2**20)
-    app["state"] = SimulatorState(settings)
+    app[STATE] = SimulatorState(settings)
     app.router.add_post("/v1/completions", make_handler(chat=False))
     app.router.add_post("/v1/chat/completions", make_handler(chat=True))
     app.router.add_get("/v1/models", list_models)

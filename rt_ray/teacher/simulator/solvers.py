@@ -33,7 +33,7 @@ class Step:
 def read_prompt(prompt: str) -> Step:
     if prompt.rstrip().endswith(ANSWER_TRIGGER) and RATIONALE_TRIGGER in prompt:
         head, rest = prompt.split(RATIONALE_TRIGGER, 1)
-        rationale = rest.rsplit(ANSWER_TRIGGER, 1)[0]
+        rationale = rest.rsplit(ANSWER_TRIGGER, 1)[0].removesuffix("\n")
         return Step("answer", _question_of(head), rationale)
     if prompt.rstrip().endswith(RATIONALE_TRIGGER):
         return Step("rationale", _question_of(prompt.rsplit(RATIONALE_TRIGGER, 1)[0]))
@@ -107,6 +107,12 @@ _LETTER_STEP = [
 ]
 
 
+def _misread(letter: str) -> str:
+    """A neighbouring letter: a mistake that always changes the answer."""
+    base = ord("a") if letter.islower() else ord("A")
+    return chr(base + (ord(letter) - base + 1) % 26) if letter.isalpha() else "x"
+
+
 def last_letter_rationale(question: str, rng: random.Random, wrong: bool) -> str | None:
     match = _LETTERS.search(question)
     if not match:
@@ -116,7 +122,7 @@ def last_letter_rationale(question: str, rng: random.Random, wrong: bool) -> str
     letters = []
     lines = []
     for index, word in enumerate(words):
-        letter = word[-2] if index == mistake and len(word) > 1 else word[-1]
+        letter = _misread(word[-1]) if index == mistake else word[-1]
         letters.append(letter)
         lines.append(rng.choice(_LETTER_STEP).format(w=word, c=letter))
     answer = "".join(letters)

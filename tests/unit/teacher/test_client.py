@@ -1,0 +1,89 @@
+"""The teacher client against the simulator over real HTTP on loopback (no Ray needed)."""
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from rt_ray.config import TeacherConfig
+from rt_ray.teacher.accounting import CallStats
+from rt_ray.teacher.client import TeacherClient, TeacherFatalError, TeacherRequestFailed
+from rt_ray.teacher.prompts import rationale_prompt
+from rt_ray.teacher.simulator import free_port
+from rt_ray.teacher.simulator.server import STATE, SimulatorSettings, make_app
+
+QUESTION = 'A coin is heads up. Ann flips the coin. Bo does not flip the coin. Is the coin still heads up? Note that "flip" here means "reverse".'
+
+
+async def with_simulator(settings: SimulatorSettings, body):
+    port = free_port()
+    runner = web.AppRunner(make_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        return await body(f"http://127.0.0.1:{port}/v1", runner.app[STATE])
+    finally:
+        await runner.cleanup()
+
+
+def teacher(tmp_path, base_url, **overrides) -> TeacherConfig:
+    return TeacherConfig(base_url=base_url, cache_dir=tmp_path / "cache", backoff_base_s=0.01, backoff_max_s=0.05,
+                         request_timeout_s=1.0, **overrides)  # fmt: skip
+
+
+def test_faults_are_retried_until_every_sample_arrives(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0, fault_rate=0.5, hang_s=3.0, retry_after_ms=10, seed=1)
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, max_retries=12), None)
+        stats = CallStats()
+        results = await asyncio.gather(
+            *(client.samples(rationale_prompt(f"{QUESTION} #{i}"), 4, 0.7, 128, stats) for i in range(12))
+        )
+        return results, stats, state
+
+    results, stats, state = asyncio.run(with_simulator(settings, body))
+    assert all(len(r) == 4 and len({s["text"] for s in r}) == 4 for r in results)
+    faults = [e["fault"] for e in state.log if e["fault"]]
+    assert stats.retries == len(faults) > 0
+    assert stats.requests == len(state.log)
+
+
+def test_cached_samples_are_not_requested_again_and_a_larger_pool_extends_it(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0)
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url), None)
+        first = await client.samples(rationale_prompt(QUESTION), 2, 0.7, 128, CallStats())
+        again = await client.samples(rationale_prompt(QUESTION), 4, 0.7, 128, CallStats())
+        return first, again, [e["n"] for e in state.log]
+
+    first, again, sent = asyncio.run(with_simulator(settings, body))
+    assert sent == [2, 2]  # the second call asked only for samples 2 and 3
+    assert again[:2] == first
+
+
+def test_bad_key_is_fatal_and_not_retried(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0, api_key="right-key")
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url), "wrong-key")
+        with pytest.raises(TeacherFatalError, match="HTTP 401"):
+            await client.samples(rationale_prompt(QUESTION), 1, 0.0, 128, CallStats())
+        return len(state.log)
+
+    assert asyncio.run(with_simulator(settings, body)) == 0
+
+
+def test_persistent_failure_gives_up_after_max_retries(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0, fault_rate=1.0, fault_kinds=("server_error",))
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, max_retries=3), None)
+        stats = CallStats()
+        with pytest.raises(TeacherRequestFailed, match="after 3 retries"):
+            await client.samples(rationale_prompt(QUESTION), 1, 0.0, 128, stats)
+        return stats, len(state.log)
+
+    stats, served = asyncio.run(with_simulator(settings, body))
+    assert served == 4 and stats.retries == 3 and stats.failed_requests == 1

@@ -1,0 +1,34 @@
+from rt_ray.teacher.accounting import CallStats
+from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
+
+ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
+
+
+def outcome(*correct, status="ok"):
+    return {"status": status, "error": "", "samples": [
+        {"sample_index": i, "rationale": f"r{i}", "predicted": "yes" if c else "no", "correct": c}
+        for i, c in enumerate(correct)]}  # fmt: skip
+
+
+def test_each_sample_is_judged_on_its_own_and_duplicates_are_kept():
+    records = sample_records(ROW, outcome(True, False, True))
+    assert [r["sample_index"] for r in keep_correct(records)] == [0, 2]
+    assert all(r["question_id"] == "q1" and r["answer"] == "yes" for r in records)
+
+
+def test_summary_counts_yield_cost_and_status():
+    outcomes = [outcome(True, False), outcome(True, True), outcome(status="failed")]
+    records = [r for o in outcomes for r in sample_records(ROW | {"id": str(id(o))}, o)]
+    totals = CallStats(requests=7, cache_hits=2, cost_usd=0.3)
+    stats = summarize(records, outcomes, totals, degree=2, wall_s=1.0)
+    assert stats["status"] == "complete_with_failures"
+    assert (stats["rationales"], stats["rationales_kept"], stats["questions_failed"]) == (4, 3, 1)
+    assert stats["teacher_accuracy"] == 0.75
+    assert stats["yield_per_question"] == 1.5
+    assert stats["cost_per_kept_rationale_usd"] == 0.1
+    assert stats["kept_per_question_histogram"] == {1: 1, 2: 1}
+
+
+def test_a_budget_stop_is_not_a_finished_run():
+    stats = summarize([], [outcome(status="budget")], CallStats(), degree=1, wall_s=0.0)
+    assert stats["status"] == "stopped_budget"

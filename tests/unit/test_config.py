@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from rt_ray.config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_says_how_to_run_it(path):
+    load_config(path)
+    assert path.read_text().startswith("#"), "configs start with a comment giving the command that runs them"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"teacher\.max_concurency: unknown key"):
+        parse_config({"teacher": {"max_concurency": 4}})
+
+
+def test_wrong_type_names_the_key_and_the_value():
+    with pytest.raises(ConfigError, match=r"generation\.degree: .*integer.*'four'"):
+        parse_config({"generation": {"degree": "four"}})
+
+
+def test_set_overrides_nested_values_with_yaml_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# test\ngeneration:\n  degree: 2\n")
+    cfg = load_config(path, ["generation.degree=8", "teacher.rpm=600", "sweep.degrees=[1, 2]"])
+    assert (cfg.generation.degree, cfg.teacher.rpm, cfg.sweep.degrees) == (8, 600, [1, 2])
+
+
+def test_set_without_equals_is_rejected():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["generation.degree"])
+
+
+def test_budget_needs_a_price_for_the_model():
+    with pytest.raises(ConfigError, match="teacher.prices has no entry for model 'mystery'"):
+        parse_config({"teacher": {"model": "mystery", "max_cost_usd": 1.0}})
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_flat_params_hold_the_key_name_not_a_key_value():
+    flat = parse_config({}).flat()
+    assert flat["teacher.api_key_env"] == "OPENAI_API_KEY"
+    assert not any("api_key" in k and k != "teacher.api_key_env" for k in flat)
