@@ -1,0 +1,244 @@
+"""The teacher stage end to end: Ray Data on a local cluster, the simulator over HTTP, MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rt_ray.config import parse_config
+from rt_ray.teacher.cache import ResponseCache
+from rt_ray.teacher.pipeline import generate
+from rt_ray.teacher.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def simulator():
+    started = []
+
+    def start(**kwargs) -> SimulatorProcess:
+        sim = SimulatorProcess(**{"latency_s": 0.02, **kwargs}).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def config_tree(tmp_path: Path, sim: SimulatorProcess, questions: int = 20, degree: int = 1, **teacher) -> dict:
+    return {
+        "run_name": "it",
+        "task": {"name": "coin_flip", "num_examples": questions * 2, "max_train": questions},
+        "teacher": {
+            "base_url": sim.base_url, "cache_dir": str(tmp_path / "cache"), "request_timeout_s": 1.0,
+            "backoff_base_s": 0.05, "backoff_max_s": 0.2, "max_concurrency": 16, **teacher,
+        },
+        "generation": {"degree": degree, "output_dir": str(tmp_path / "out"), "questions_per_block": 4},
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "it"},
+    }  # fmt: skip
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cli(args: list[str], env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rt_ray.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def write_config(tmp_path: Path, tree: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text("# test config\n" + yaml.safe_dump(tree))
+    return path
+
+
+def is_rationale_request(entry: dict) -> bool:
+    return entry["prompt"].rstrip().endswith("Let's think step by step.")
+
+
+def test_every_question_gets_its_d_rationales_under_20_percent_faults(ray_cluster, simulator, tmp_path):
+    sim = simulator(fault_rate=0.2, hang_s=3.0, seed=7)
+    cfg = parse_config(config_tree(tmp_path, sim, questions=30, degree=4, max_retries=10))
+    result = generate(cfg)
+
+    records = read_jsonl(tmp_path / "out" / "rationales.jsonl")
+    keys = Counter((r["question_id"], r["sample_index"]) for r in records)
+    assert len(keys) == 30 * 4, "every question has its 4 rationales, none lost"
+    assert max(keys.values()) == 1, "none duplicated"
+    assert {r["sample_index"] for r in records} == {0, 1, 2, 3}
+    faults = [e["fault"] for e in sim.requests() if e["fault"]]
+    assert len(faults) >= 10 and len(set(faults)) >= 4, f"faults were injected: {Counter(faults)}"
+    assert result.stats["status"] == "complete"
+    assert result.stats["retries"] >= len(faults)
+    kept = read_jsonl(tmp_path / "out" / "filtered.jsonl")
+    assert kept and all(r["correct"] for r in kept) and len(kept) == result.stats["rationales_kept"]
+
+
+def test_a_rerun_sends_nothing_and_writes_the_same_outputs(ray_cluster, simulator, tmp_path):
+    sim = simulator()
+    cfg = parse_config(config_tree(tmp_path, sim, questions=12, degree=2))
+    first = generate(cfg)
+    sent = len(sim.requests())
+    second = generate(cfg)
+    assert len(sim.requests()) == sent
+    assert second.stats["requests_sent"] == 0 and second.stats["cache_hits"] == 12 * 2 * 2
+    assert second.stats["filtered_sha256"] == first.stats["filtered_sha256"]
+
+
+def test_a_sigkilled_run_resumes_without_repeating_cached_requests(ray_cluster, simulator, tmp_path):
+    sim = simulator(latency_s=0.3)
+    tree = config_tree(tmp_path, sim, questions=60, max_concurrency=8)
+    path = write_config(tmp_path, tree)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(sim.requests()) < 40:
+        assert process.poll() is None, "the run ended before it could be killed midway"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = -1
+    while before != len(sim.requests()):  # wait until the dead run's actors are gone
+        before = len(sim.requests())
+        time.sleep(1.5)
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "running"
+
+    cached = {json.loads(p.read_text())["prompt_sha256"] for p in (tmp_path / "cache").glob("??/*.json")}
+    assert 0 < len(ResponseCache(tmp_path / "cache")) < 120
+    result = generate(parse_config(tree))
+    resumed = sim.requests()[before:]
+    repeated = [e for e in resumed if hashlib.sha256(e["prompt"].encode()).hexdigest() in cached]
+    assert repeated == [], "no cached sample is requested again"
+    assert len(resumed) + len(cached) >= 120 and result.stats["status"] == "complete"
+    assert result.stats["cache_hits"] == len(cached)
+    assert len(read_jsonl(tmp_path / "out" / "rationales.jsonl")) == 60
+
+
+def test_the_request_rate_never_exceeds_the_rpm_shared_by_two_callers(ray_cluster, simulator, tmp_path):
+    sim = simulator(latency_s=0.05)
+    rpm = 300  # one request per 0.2 s
+    cfg = parse_config(config_tree(tmp_path, sim, questions=16, rpm=rpm, num_callers=2))
+    generate(cfg)
+    arrivals = sorted(e["t"] for e in sim.requests())
+    assert len(arrivals) == 32
+    spacing = 60 / rpm
+    for i in range(len(arrivals)):
+        for j in range(i + 1, len(arrivals)):
+            # j - i requests after request i need at least (j - i) spacings, less network jitter
+            assert arrivals[j] - arrivals[i] >= (j - i) * spacing - 0.05, (i, j)
+    assert arrivals[-1] - arrivals[0] <= 31 * spacing + 3.0, "and the pacer does not starve the run"
+
+
+def test_the_api_key_appears_nowhere_the_run_writes(ray_cluster, simulator, tmp_path):
+    secret = "sk-rt-ray-test-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:24]
+    os.environ["RT_RAY_TEST_SECRET"] = secret
+    try:
+        sim = simulator(api_key_env="RT_RAY_TEST_SECRET")
+        tree = config_tree(tmp_path, sim, questions=8, api_key_env="RT_RAY_TEST_SECRET")
+        path = write_config(tmp_path, tree)
+        run = cli(["generate", "-c", str(path)])
+    finally:
+        os.environ.pop("RT_RAY_TEST_SECRET")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(sim.requests()) == 16, "the key reached the teacher, which requires it"
+    assert secret not in run.stdout + run.stderr
+    for file in tmp_path.rglob("*"):
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), f"key found in {file}"
+    ray_logs = Path(ray_cluster.address_info["session_dir"]) / "logs"
+    for file in ray_logs.rglob("*"):
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), f"key found in {file}"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    experiment = client.get_experiment_by_name("it")
+    (mlflow_run,) = client.search_runs([experiment.experiment_id])
+    assert mlflow_run.data.params["teacher.api_key_env"] == "RT_RAY_TEST_SECRET"
+    assert all(secret not in str(v) for v in [*mlflow_run.data.params.values(), *mlflow_run.data.tags.values()])
+
+
+def test_raising_d_from_4_to_8_requests_only_the_4_new_samples(ray_cluster, simulator, tmp_path):
+    sim = simulator()
+    tree = config_tree(tmp_path, sim, questions=10, degree=4)
+    first = generate(parse_config(tree))
+    boundary = len(sim.requests())
+    tree["generation"]["degree"] = 8
+    second = generate(parse_config(tree))
+    later = sim.requests()[boundary:]
+    rationale_calls = [e for e in later if is_rationale_request(e)]
+    assert len(rationale_calls) == 10 and all(e["n"] == 4 for e in rationale_calls)
+    assert len(later) - len(rationale_calls) == 10 * 4, "one answer call per new rationale"
+    assert second.stats["cache_hits"] == 10 * 4 * 2
+    old = read_jsonl(tmp_path / "out" / "rationales.jsonl")
+    assert len(old) == 80 and first.stats["rationales"] == 40
+    by_key = {(r["question_id"], r["sample_index"]): r["rationale"] for r in old}
+    assert len({by_key[(q, i)] for q in {r["question_id"] for r in old} for i in range(8)}) >= 70
+
+
+def test_a_budget_cap_stops_the_run_and_a_higher_cap_finishes_it_without_repeats(ray_cluster, simulator, tmp_path):
+    sim = simulator()
+    tree = config_tree(tmp_path, sim, questions=20, degree=2, max_cost_usd=0.05)
+    tree["teacher"]["prices"] = {"teacher-sim": {"input_per_1m": 10.0, "output_per_1m": 30.0}}
+    stopped = generate(parse_config(tree))
+    assert stopped.stats["status"] == "stopped_budget"
+    assert 0 < stopped.stats["cost_usd"] <= 0.05
+    assert stopped.stats["questions_not_sent_budget"] > 0
+    boundary = len(sim.requests())
+
+    tree["teacher"]["max_cost_usd"] = 1.0
+    finished = generate(parse_config(tree))
+    assert finished.stats["status"] == "complete"
+    prompts = [e["prompt"] for e in sim.requests()]
+    assert len(prompts) == len(set(prompts)), "no request was sent twice across the two runs"
+    assert len(prompts) > boundary
+    assert len(read_jsonl(tmp_path / "out" / "rationales.jsonl")) == 40
+
+
+def test_bad_configs_exit_non_zero_with_one_clear_message(tmp_path):
+    (tmp_path / "unknown.yaml").write_text("teacher:\n  max_concurency: 4\n")
+    run = cli(["generate", "-c", str(tmp_path / "unknown.yaml")])
+    assert run.returncode == 2 and "teacher.max_concurency: unknown key" in run.stderr
+
+    run = cli(["generate", "--set", "generation.degree=many"])
+    assert run.returncode == 2 and "generation.degree" in run.stderr and "many" in run.stderr
+
+    run = cli(["generate", "--set", "task.name=gsm8k", "--set", f"task.data_dir={tmp_path}",
+               "--set", f"generation.output_dir={tmp_path / 'out1'}"])  # fmt: skip
+    assert run.returncode == 2 and "dataset file not found" in run.stderr and "task.data_dir" in run.stderr
+    assert not (tmp_path / "out1" / "filtered.jsonl").exists()
+
+    from rt_ray.teacher.simulator import free_port
+
+    out = tmp_path / "out2"
+    run = cli(["generate", "--set", f"teacher.base_url=http://127.0.0.1:{free_port()}/v1",
+               "--set", f"generation.output_dir={out}", "--set", "task.num_examples=10"])  # fmt: skip
+    assert run.returncode == 2 and "unreachable" in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert json.loads((out / "stats.json").read_text())["status"] == "failed"
+    assert not (out / "filtered.jsonl").exists()
+
+
+def test_help_explains_each_command():
+    for args in (["--help"], ["generate", "--help"], ["teacher-sim", "--help"]):
+        run = cli(args, timeout=60)
+        assert run.returncode == 0 and "Usage" in run.stdout
+    assert "rationale" in cli(["generate", "--help"], timeout=60).stdout
