@@ -148,6 +148,55 @@ def teacher_sim(
     serve(settings, host=host, port=port)
 
 
+@app.command()
+def train(
+    config: Optional[Path] = ConfigOption,
+    set_: Optional[List[str]] = SetOption,
+    resume_from: Optional[Path] = typer.Option(None, help="Checkpoint directory (Hugging Face format) to resume from."),
+) -> None:
+    """Student stage: fine-tune the student on the filtered rationales (Ray Train + DeepSpeed), then
+    evaluate it on the test split, log it to MLflow and register it."""
+    from rt_ray.student.stage import run_train_stage
+
+    cfg = _load(config, set_)
+    try:
+        summary = run_train_stage(cfg, resume_from=str(resume_from) if resume_from else None)
+    except Exception as error:  # noqa: BLE001
+        _fail_clearly(error)
+        return
+    test, trained = summary["test"], summary["train"]
+    console.print(
+        f"trained {summary['format']} student: loss {trained.get('loss', float('nan')):.3f} after {trained.get('step')} steps, "
+        f"{trained.get('tokens_per_s', 0):.0f} tokens/s; test accuracy [bold]{test['accuracy']:.3f}[/bold] (n={test['n']})"
+    )
+    console.print(f"model in [bold]{summary['model_dir']}[/bold]; MLflow run {summary['mlflow_run_id']}, "
+                  f"registered {cfg.student.registered_name} v{summary['registered_version']}")
+
+
+@app.command()
+def evaluate(
+    config: Optional[Path] = ConfigOption,
+    set_: Optional[List[str]] = SetOption,
+    model: Optional[Path] = typer.Option(None, help="Trained student directory; default train.output_dir/model."),
+    baselines: bool = typer.Option(True, help="Also measure the zero-shot student and a vanilla fine-tune."),
+) -> None:
+    """Measure the trained student's test accuracy (batched generation on Ray Data), with baselines."""
+    from rt_ray.student.stage import run_evaluate_stage
+
+    cfg = _load(config, set_)
+    try:
+        outcome = run_evaluate_stage(cfg, model_dir=model, baselines=baselines)
+    except Exception as error:  # noqa: BLE001
+        _fail_clearly(error)
+        return
+    table = Table(title=f"test accuracy: {cfg.task.name}")
+    for column in ("method", "accuracy", "n", "well-formed"):
+        table.add_column(column)
+    for method, report in outcome["results"].items():
+        table.add_row(method, f"{report['accuracy']:.3f}", str(report["n"]), f"{report['correct_format']:.2f}")
+    Console().print(table)
+
+
 @app.command("show-config")
 def show_config(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Print the resolved config (defaults, file and overrides) as JSON."""

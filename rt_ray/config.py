@@ -114,6 +114,11 @@ class StudentConfig(Section):
     tiny_heads: int = Field(4, gt=0)
     tiny_vocab: int = Field(600, gt=0)
     max_length: int = Field(512, gt=0)
+    max_new_tokens: int = Field(128, gt=0, description="generation budget at evaluation")
+    eval_batch_size: int = Field(32, gt=0)
+    eval_replicas: int = Field(2, gt=0, description="model replicas (Ray Data actors) that evaluate")
+    eval_cpus: float = Field(1, gt=0, description="CPUs per evaluation replica")
+    registered_name: str = Field("rt-ray-student", description="MLflow Model Registry name")
 
 
 class TrainConfig(Section):

@@ -79,3 +79,42 @@ def set_tags(tags: dict) -> None:
     import mlflow
 
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_metrics_to_run(tracking_uri: str, run_id: str, metrics: dict, step: int) -> None:
+    """From a Ray worker (rank 0): metrics into the driver's run, by id, without an active run."""
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(time.time() * 1000)
+    entries = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+    MlflowClient(tracking_uri=tracking_uri).log_batch(run_id, metrics=entries)
+
+
+@contextmanager
+def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
+    mlflow = _mlflow(cfg)
+    with mlflow.start_run(run_id=run_id):
+        yield run_id
+
+
+def log_student_model(model_dir: str | Path, registered_name: str | None) -> str | None:
+    """Log a saved student with MLflow's transformers flavor; register it when a name is given.
+    Returns the registered model version, if any."""
+    import mlflow
+
+    from rt_ray.student.models import load_student
+
+    model, tokenizer, meta = load_student(model_dir)
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tokenizer},
+        name="student",
+        task="text-generation" if meta["arch"] == "decoder" else "text2text-generation",
+        registered_model_name=registered_name,
+        # Explicit, so MLflow does not probe for optional packages (torchvision, ...) it would pin.
+        pip_requirements=["torch", "transformers", "tokenizers", "safetensors"],
+    )
+    mlflow.log_artifact(str(Path(model_dir) / "rt_ray_student.json"), artifact_path="student")
+    return str(info.registered_model_version) if registered_name else None

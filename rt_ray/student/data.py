@@ -1,0 +1,62 @@
+"""Training samples for the student: text pairs, token ids with the prompt masked, padded batches.
+
+    pairs = training_pairs(filtered_records, train_samples, fmt="ft_cot", degree=4, arch="decoder")
+    row = tokenize_pair(tokenizer, *pairs[0], arch="decoder", max_length=512)
+    batch = pad_batch([row, ...], pad_id=tokenizer.pad_token_id)   # tensors [batch, seq]
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rt_ray.student.formats import Arch, ft_cot_sample, vanilla_sample
+from rt_ray.tasks.base import Sample
+
+IGNORE_INDEX = -100
+
+
+def training_pairs(
+    filtered: Iterable[dict], train: list[Sample], fmt: str, degree: int | None, arch: Arch
+) -> list[tuple[str, str]]:
+    """Fine-tune-CoT pairs from the kept rationales whose sample index is below D (the first D of
+    each question's pool), or vanilla answer-only pairs, one per training question."""
+    if fmt == "vanilla":
+        return [vanilla_sample(s.question, s.answer, arch) for s in train]
+    return [
+        ft_cot_sample(r["question"], r["rationale"], r["answer"], arch)
+        for r in filtered
+        if degree is None or r["sample_index"] < degree
+    ]
+
+
+def tokenize_pair(tokenizer, source: str, target: str, arch: Arch, max_length: int) -> dict[str, list[int]]:
+    """Decoder: one sequence, labels -100 over the prompt. Encoder-decoder: input and labels apart.
+    EOS is appended by hand so hub and tiny tokenizers behave the same."""
+    eos = tokenizer.eos_token_id
+    source_ids = tokenizer(source, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [eos]
+    if arch == "decoder":
+        input_ids = (source_ids + target_ids)[:max_length]
+        labels = ([IGNORE_INDEX] * len(source_ids) + target_ids)[:max_length]
+        return {"input_ids": input_ids, "labels": labels}
+    return {"input_ids": (source_ids + [eos])[:max_length], "labels": target_ids[:max_length]}
+
+
+def pad_batch(rows: list[dict], pad_id: int):
+    """Right-padded tensors: input_ids/attention_mask/labels, labels padded with -100. Shapes [batch, seq]."""
+    import torch
+
+    def pad(sequences: list[list[int]], value: int) -> torch.Tensor:
+        width = max(len(s) for s in sequences)
+        return torch.tensor([list(s) + [value] * (width - len(s)) for s in sequences], dtype=torch.long)
+
+    input_ids = [list(r["input_ids"]) for r in rows]
+    return {
+        "input_ids": pad(input_ids, pad_id),
+        "attention_mask": pad([[1] * len(s) for s in input_ids], 0),
+        "labels": pad([list(r["labels"]) for r in rows], IGNORE_INDEX),
+    }
+
+
+def supervised_tokens(batch) -> int:
+    return int((batch["labels"] != IGNORE_INDEX).sum())

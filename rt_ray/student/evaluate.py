@@ -1,0 +1,104 @@
+"""Evaluation: batched greedy generation over the test split on a pool of model replicas (Ray Data).
+
+    report, predictions = evaluate_student(cfg, {"path": "runs/x/student/model"}, mode="ft_cot")
+
+Modes: ``ft_cot`` (prompt ``question ###``, answer after ``-->``), ``vanilla`` (same prompt, answer
+alone) and ``zero_shot`` (``Q: question\\n\\nA:``, the untrained student's own answer).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from rt_ray.config import RtRayConfig
+from rt_ray.student.formats import student_input, zero_shot_prompt
+from rt_ray.student.scoring import accuracy_report, judge_generation
+from rt_ray.tasks import load_task_data
+from rt_ray.tasks.base import Sample
+
+
+def prompt_for(question: str, arch: str, mode: str) -> str:
+    return zero_shot_prompt(question, arch) if mode == "zero_shot" else student_input(question, arch)
+
+
+class StudentPredictor:
+    """One model replica; Ray Data sends it batches of test questions."""
+
+    def __init__(self, source: dict, mode: str, max_new_tokens: int, threads: int | None = None):
+        import torch
+
+        from rt_ray.student.models import build_student, load_student
+
+        if threads:
+            torch.set_num_threads(threads)
+        if "path" in source:
+            self.model, self.tokenizer, meta = load_student(source["path"])
+            self.arch = meta["arch"]
+        else:
+            self.model, self.tokenizer = build_student(source["spec"], seed=source.get("seed", 0))
+            self.arch = source["spec"]["arch"]
+        self.model.eval()
+        self.mode, self.max_new_tokens = mode, max_new_tokens
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if self.arch == "encoder-decoder":
+            ids = [i + [eos] for i in ids]  # as in training
+        width = max(len(i) for i in ids)
+        # Decoder students are padded on the left so generation continues right after each prompt;
+        # generate() derives position ids from the attention mask.
+        left = self.arch == "decoder"
+        padded = [([pad] * (width - len(i)) + i) if left else (i + [pad] * (width - len(i))) for i in ids]
+        mask = [([0] * (width - len(i)) + [1] * len(i)) if left else ([1] * len(i) + [0] * (width - len(i))) for i in ids]
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=torch.tensor(padded), attention_mask=torch.tensor(mask), max_new_tokens=self.max_new_tokens,
+                do_sample=False, pad_token_id=pad, eos_token_id=eos,
+            )  # fmt: skip
+        new_tokens = output[:, width:] if left else output
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        rows = batch.to_dict("records")
+        samples = [Sample.from_row(r) for r in rows]
+        texts = self.generate([prompt_for(s.question, self.arch, self.mode) for s in samples])
+        out = []
+        for sample, text in zip(samples, texts):
+            judged = judge_generation(text, sample.answer, sample.answer_type, sample.choices or None, self.mode == "ft_cot")
+            out.append({"id": sample.id, "question": sample.question, "answer": sample.answer,
+                        "answer_type": sample.answer_type, "generated": text, **judged})  # fmt: skip
+        return pd.DataFrame(out)
+
+
+def evaluate_student(cfg: RtRayConfig, source: dict, mode: str, predictions_path: Path | None = None):
+    """(accuracy report, predictions) over the test split; predictions also written as JSONL."""
+    import ray
+
+    from rt_ray.cluster import ensure_ray
+
+    ensure_ray(cfg.ray)
+    test = load_task_data(cfg.task).test
+    student = cfg.student
+    ds = ray.data.from_items([s.to_row() for s in test], override_num_blocks=max(1, student.eval_replicas * 2))
+    predicted = ds.map_batches(
+        StudentPredictor,
+        batch_size=student.eval_batch_size,
+        batch_format="pandas",
+        fn_constructor_kwargs={"source": source, "mode": mode, "max_new_tokens": student.max_new_tokens,
+                               "threads": max(1, int(student.eval_cpus))},  # fmt: skip
+        compute=ray.data.ActorPoolStrategy(size=student.eval_replicas),
+        num_cpus=student.eval_cpus,
+    )
+    order = {s.id: index for index, s in enumerate(test)}
+    predictions = sorted(predicted.take_all(), key=lambda p: order[p["id"]])
+    predictions = [{k: (bool(v) if k in ("correct", "correct_format") else v) for k, v in p.items()} for p in predictions]
+    if predictions_path is not None:
+        predictions_path.parent.mkdir(parents=True, exist_ok=True)
+        predictions_path.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+    return accuracy_report(predictions), predictions

@@ -1,0 +1,122 @@
+"""Students: any Hugging Face causal LM or encoder-decoder, or a tiny one built from a config.
+
+    spec = student_spec(cfg.student, texts=training_texts)   # trains a BPE tokenizer for "tiny"
+    model, tokenizer = build_student(spec, seed=0)           # same weights on every worker
+    save_student(model, tokenizer, "runs/x/model", meta)     # Hugging Face format
+    model, tokenizer, meta = load_student("runs/x/model")    # AutoModel*.from_pretrained
+
+A spec is a small JSON-able dict, so Ray workers on any node can rebuild the same student
+without a shared filesystem: a hub name or path, or a model config plus the tokenizer's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rt_ray.config import StudentConfig
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+META_FILE = "rt_ray_student.json"
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on the task's own text, wrapped as a HF fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS, UNK],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK)
+
+
+def tiny_model_config(cfg: StudentConfig, tokenizer) -> dict:
+    common = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if cfg.arch == "decoder":
+        return {
+            "model_type": "gpt2", "n_embd": cfg.tiny_hidden, "n_layer": cfg.tiny_layers, "n_head": cfg.tiny_heads,
+            "n_positions": cfg.max_length, "bos_token_id": tokenizer.eos_token_id, **common,
+        }  # fmt: skip
+    return {
+        "model_type": "t5", "d_model": cfg.tiny_hidden, "d_ff": 4 * cfg.tiny_hidden, "d_kv": cfg.tiny_hidden // cfg.tiny_heads,
+        "num_layers": cfg.tiny_layers, "num_decoder_layers": cfg.tiny_layers, "num_heads": cfg.tiny_heads,
+        "decoder_start_token_id": tokenizer.pad_token_id, "tie_word_embeddings": True, **common,
+    }  # fmt: skip
+
+
+def student_spec(cfg: StudentConfig, texts: list[str]) -> dict[str, Any]:
+    if cfg.model != "tiny":
+        return {"arch": cfg.arch, "pretrained": cfg.model}
+    tokenizer = train_tokenizer(texts, cfg.tiny_vocab)
+    return {
+        "arch": cfg.arch,
+        "model_config": tiny_model_config(cfg, tokenizer),
+        "tokenizer_json": tokenizer.backend_tokenizer.to_str(),
+    }
+
+
+def _auto_model_class(arch: str):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForCausalLM if arch == "decoder" else AutoModelForSeq2SeqLM
+
+
+def load_tokenizer(spec: dict[str, Any]):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if "pretrained" in spec:
+        tokenizer = AutoTokenizer.from_pretrained(spec["pretrained"])
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships without one
+        return tokenizer
+    from tokenizers import Tokenizer
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(spec["tokenizer_json"]), pad_token=PAD, eos_token=EOS, unk_token=UNK
+    )
+
+
+def build_student(spec: dict[str, Any], seed: int = 0):
+    """The untrained student: from_pretrained for a hub name or path, else from config (seeded)."""
+    import torch
+    from transformers import AutoConfig
+
+    model_class = _auto_model_class(spec["arch"])
+    tokenizer = load_tokenizer(spec)
+    if "pretrained" in spec:
+        return model_class.from_pretrained(spec["pretrained"]), tokenizer
+    settings = dict(spec["model_config"])
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings)
+    torch.manual_seed(seed)
+    return model_class.from_config(config), tokenizer
+
+
+def save_student(model, tokenizer, path: str | Path, meta: dict, state_dict: dict | None = None) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, state_dict=state_dict)
+    tokenizer.save_pretrained(path)
+    (path / META_FILE).write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def load_student(path: str | Path):
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
+    meta = json.loads(meta_path.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = _auto_model_class(meta["arch"]).from_pretrained(path)
+    return model, tokenizer, meta

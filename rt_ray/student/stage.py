@@ -1,0 +1,58 @@
+"""The student stage as the CLI runs it: train, evaluate, baselines, MLflow.
+
+    run_train_stage(cfg)      # rt-ray train
+    run_evaluate_stage(cfg)   # rt-ray evaluate
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rt_ray import tracking
+from rt_ray.config import RtRayConfig
+from rt_ray.student.evaluate import evaluate_student
+from rt_ray.student.models import load_student
+from rt_ray.student.trainer import TrainResult, train_student
+
+
+def run_train_stage(cfg: RtRayConfig, resume_from: str | None = None, parent_run_id: str | None = None) -> dict:
+    """Fine-tune the configured student, evaluate it on the test split, log and register it."""
+    result: TrainResult = train_student(cfg, resume_from=resume_from, parent_run_id=parent_run_id)
+    fmt = cfg.student.format
+    predictions_path = Path(cfg.train.output_dir) / f"predictions_{fmt}.jsonl"
+    report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, mode=fmt, predictions_path=predictions_path)
+    with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
+        tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
+        tracking.log_artifact(predictions_path, artifact_path="eval")
+        version = tracking.log_student_model(result.model_dir, cfg.student.registered_name)
+    summary = {"format": fmt, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id,
+               "registered_version": version, "train": result.metrics, "test": report}  # fmt: skip
+    (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def run_evaluate_stage(cfg: RtRayConfig, model_dir: Path | None = None, baselines: bool = True) -> dict:
+    """The trained student's test accuracy; with baselines, its zero-shot self and a vanilla fine-tune."""
+    model_dir = Path(model_dir or Path(cfg.train.output_dir) / "model")
+    _, _, meta = load_student(model_dir)
+    out = Path(cfg.train.output_dir)
+    results = {}
+    with tracking.tracked_run(cfg, stage="evaluate") as run_id:
+        report, _ = evaluate_student(cfg, {"path": str(model_dir)}, meta["format"], out / f"predictions_{meta['format']}.jsonl")
+        results[meta["format"]] = report
+        if baselines:
+            spec = json.loads((model_dir / "rt_ray_student.json").read_text()).get("spec")
+            zero_source = {"spec": spec, "seed": cfg.train.seed} if spec else {"path": str(model_dir)}
+            results["zero_shot"], _ = evaluate_student(cfg, zero_source, "zero_shot", out / "predictions_zero_shot.jsonl")
+            if meta["format"] != "vanilla":
+                vanilla = train_student(cfg, fmt="vanilla", output_dir=out / "vanilla", parent_run_id=run_id)
+                results["vanilla"], _ = evaluate_student(
+                    cfg, {"path": str(vanilla.model_dir)}, "vanilla", out / "predictions_vanilla.jsonl"
+                )
+        for method, report in results.items():
+            tracking.log_metrics({f"{method}_{k}": v for k, v in report.items()})
+        for path in out.glob("predictions_*.jsonl"):
+            tracking.log_artifact(path, artifact_path="eval")
+    (out / "evaluation.json").write_text(json.dumps(results, indent=2))
+    return {"mlflow_run_id": run_id, "results": results}

@@ -1,0 +1,151 @@
+"""``train_func``: the Ray Train worker loop, DeepSpeed ZeRO 0-3, on CPU (gloo) or GPU (NCCL).
+
+Everything arrives through ``config`` (built by ``rt_ray.student.trainer``), so the same function runs
+on 2 CPU workers here and on many GPUs across nodes. Checkpoints are consolidated Hugging Face
+weights (gathered on rank 0 under ZeRO-3) plus the tokenizer and ``trainer_state.json``; a restarted
+worker group resumes from the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+TRAINER_STATE = "trainer_state.json"
+
+
+def _load_checkpoint(model, directory: str) -> dict:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(directory) / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    # Tied weights (lm_head = embeddings) are stored once; anything else missing is a real mismatch.
+    real_missing = [k for k in missing if "lm_head" not in k and "embed_tokens" not in k and "decoder.embed" not in k]
+    if real_missing or unexpected:
+        raise RuntimeError(f"checkpoint {directory} does not fit the student: missing {real_missing}, unexpected {unexpected}")
+    return json.loads((Path(directory) / TRAINER_STATE).read_text())
+
+
+def _state_dict_for_export(engine, zero_stage: int):
+    if zero_stage == 3:
+        return engine._zero3_consolidated_16bit_state_dict()  # every rank joins; rank 0 gets it
+    return engine.module.state_dict()
+
+
+def train_func(config: dict) -> None:
+    if not config["use_gpu"]:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+    import ray.train
+    import torch
+    import torch.distributed as dist
+
+    from rt_ray import tracking
+    from rt_ray.student.data import pad_batch
+    from rt_ray.student.deepspeed_config import warmup_then_linear_decay
+    from rt_ray.student.models import build_student, save_student
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    if config.get("torch_threads"):
+        torch.set_num_threads(config["torch_threads"])
+    model, tokenizer = build_student(config["spec"], seed=config["seed"])
+
+    state = {"step": 0, "starts": []}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:  # the worker group was restarted after a failure
+        with checkpoint.as_directory() as directory:
+            state = _load_checkpoint(model, directory)
+    elif config.get("resume_from"):
+        state = _load_checkpoint(model, config["resume_from"])
+    start_step = state["step"]
+    state["starts"] = state.get("starts", []) + [start_step]
+
+    max_steps, accumulation = config["max_steps"], config["deepspeed"]["gradient_accumulation_steps"]
+    warmup = int(config["warmup_ratio"] * max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_then_linear_decay(s + start_step, warmup, max_steps)
+    )
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config["deepspeed"]
+    )
+    device = engine.device
+
+    shard = ray.train.get_dataset_shard("train")
+    collate = partial(_collate, pad_id=tokenizer.pad_token_id, pad_batch=pad_batch)
+    step, micro, losses, tokens = start_step, 0, [], 0
+    window_start = run_start = time.perf_counter()
+
+    def report(final: bool) -> None:
+        nonlocal losses, tokens, window_start
+        counts = torch.tensor([float(tokens), float(sum(losses)), float(len(losses))])
+        dist.all_reduce(counts)  # every worker's tokens and loss, not just rank 0's
+        elapsed = time.perf_counter() - window_start
+        metrics = {
+            "step": step,
+            "loss": counts[1].item() / max(1.0, counts[2].item()),
+            "tokens_per_s": counts[0].item() / max(elapsed, 1e-9),
+            "lr": scheduler.get_last_lr()[0],
+            "train_time_s": time.perf_counter() - run_start,
+        }
+        losses, tokens, window_start = [], 0, time.perf_counter()
+        if final:
+            metrics["export_check"] = _probe_logit_sum(engine, tokenizer, config["spec"]["arch"], device)
+        exported = _state_dict_for_export(engine, config["zero_stage"])
+        with tempfile.TemporaryDirectory() as directory:
+            saved = None
+            if rank == 0:
+                save_student(engine.module, tokenizer, directory, config["meta"], state_dict=exported)
+                Path(directory, TRAINER_STATE).write_text(json.dumps({**state, "step": step, "final": final}))
+                saved = ray.train.Checkpoint.from_directory(directory)
+                if config.get("mlflow_run_id"):
+                    tracking.log_metrics_to_run(config["tracking_uri"], config["mlflow_run_id"], metrics, step)
+            ray.train.report(metrics, checkpoint=saved)
+
+    while step < max_steps:
+        seen = micro
+        for batch in shard.iter_torch_batches(batch_size=config["batch_size"], collate_fn=collate):
+            batch = {key: value.to(device) for key, value in batch.items()}
+            loss = engine(**batch).loss
+            engine.backward(loss)
+            engine.step()
+            micro += 1
+            losses.append(loss.item())
+            tokens += int(batch["attention_mask"].sum())
+            if micro % accumulation:
+                continue
+            step += 1
+            if step % config["checkpoint_every_steps"] == 0 and step < max_steps:
+                report(final=False)
+            if step >= max_steps:
+                break
+        if micro == seen:
+            raise RuntimeError(f"worker {rank} got no training batch: fewer samples than workers x batch size?")
+    report(final=True)
+
+
+PROBE_TEXT = "A coin is heads up."
+
+
+def _probe_logit_sum(engine, tokenizer, arch: str, device) -> float:
+    """Sum of the trained model's logits on a fixed text: a reloaded export must give the same."""
+    import torch
+
+    ids = torch.tensor([tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]], device=device)
+    inputs = {"input_ids": ids} if arch == "decoder" else {"input_ids": ids, "labels": ids}
+    engine.eval()
+    with torch.no_grad():
+        value = engine(**inputs).logits.float().sum().item()  # every rank joins (ZeRO-3 gathers)
+    engine.train()
+    return value
+
+
+def _collate(batch, pad_id, pad_batch):
+    # Ray Data hands over columns of variable-length id lists; pad them per batch.
+    rows = [{"input_ids": ids, "labels": labels} for ids, labels in zip(batch["input_ids"], batch["labels"])]
+    return pad_batch(rows, pad_id)

@@ -1,0 +1,134 @@
+"""The student stage: fine-tune a student on the teacher's filtered rationales, then evaluate it.
+
+    rt-ray train -c configs/quickstart.yaml      # Fine-tune-CoT, then test accuracy, MLflow, registry
+    rt-ray evaluate -c configs/quickstart.yaml   # the trained student against its baselines
+    result = train_student(cfg)                  # TrainResult(model_dir, metrics, ...)
+
+Training runs on Ray Train (``TorchTrainer``) with DeepSpeed; the samples reach the workers as a
+Ray Data dataset (``get_dataset_shard``); the test split is never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rt_ray.config import RtRayConfig
+from rt_ray.student.data import tokenize_pair, training_pairs
+from rt_ray.student.deepspeed_config import build_deepspeed_config
+from rt_ray.student.models import load_tokenizer, student_spec
+from rt_ray.tasks import load_task_data
+from rt_ray.teacher.pipeline import read_finished_generation
+
+
+class TrainingDataError(ValueError):
+    """There is nothing (or nothing usable) to train on."""
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict
+    spec: dict
+    lineage: dict = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+
+
+def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
+    stats = read_finished_generation(cfg.generation.output_dir)
+    path = Path(cfg.generation.output_dir) / "filtered.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lineage = {
+        "generation_run_id": stats.get("mlflow_run_id", ""),
+        "filtered_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "teacher_model": stats.get("teacher_model", ""),
+    }
+    return records, lineage
+
+
+def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None) -> dict:
+    from rt_ray.tracking import resolve_tracking_uri
+
+    train = cfg.train
+    return {
+        "spec": spec, "meta": meta, "seed": train.seed, "use_gpu": train.use_gpu,
+        "zero_stage": train.zero_stage, "deepspeed": build_deepspeed_config(train),
+        "lr": train.lr, "batch_size": train.batch_size, "max_steps": train.max_steps,
+        "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
+        "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
+        "resume_from": str(Path(resume_from).resolve()) if resume_from else None,
+        "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking),
+    }  # fmt: skip
+
+
+def fit(cfg: RtRayConfig, rows: list[dict], loop_config: dict, name: str):
+    """Ray Train + DeepSpeed over the tokenized rows; returns Ray Train's Result."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from rt_ray.student.train_loop import train_func
+
+    train = cfg.train
+    resources = {"CPU": train.cpus_per_worker, **({"GPU": 1} if train.use_gpu else {})}
+    trainer = TorchTrainer(
+        train_func,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str((Path(train.output_dir) / "ray_train").resolve()),
+            failure_config=FailureConfig(max_failures=train.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+        datasets={"train": ray.data.from_items(rows)},
+    )
+    return trainer.fit()
+
+
+def train_student(
+    cfg: RtRayConfig,
+    fmt: str | None = None,
+    degree: int | None = None,
+    output_dir: Path | None = None,
+    resume_from: str | None = None,
+    parent_run_id: str | None = None,
+) -> TrainResult:
+    """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it."""
+    from rt_ray import tracking
+    from rt_ray.cluster import ensure_ray
+
+    fmt = fmt or cfg.student.format
+    output_dir = Path(output_dir or cfg.train.output_dir)
+    data = load_task_data(cfg.task)
+    filtered, lineage = read_filtered(cfg) if fmt == "ft_cot" else ([], {})
+    pairs = training_pairs(filtered, data.train, fmt, degree, cfg.student.arch)
+    if not pairs:
+        raise TrainingDataError(f"no {fmt} training samples in {cfg.generation.output_dir} (degree {degree})")
+    spec = student_spec(cfg.student, texts=[source + target for source, target in pairs])
+    tokenizer = load_tokenizer(spec)
+    rows = [tokenize_pair(tokenizer, s, t, cfg.student.arch, cfg.student.max_length) for s, t in pairs]
+    # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
+    meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec, **lineage}
+
+    ensure_ray(cfg.ray)
+    tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}
+    started = time.monotonic()
+    with tracking.tracked_run(cfg, stage="train", run_name=f"{cfg.run_name}-{fmt}", parent_run_id=parent_run_id, tags=tags) as run_id:
+        tracking.log_metrics({"train_samples": len(rows), "degree": degree or 0})
+        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id)
+        result = fit(cfg, rows, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
+        if result.error is not None:
+            raise result.error
+        model_dir = output_dir / "model"
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        with result.checkpoint.as_directory() as directory:
+            shutil.copytree(directory, model_dir)
+        metrics = {**result.metrics, "train_samples": len(rows), "wall_s": time.monotonic() - started}
+        tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
+    return TrainResult(model_dir, metrics, spec, lineage, run_id)

@@ -1,0 +1,143 @@
+"""The student stage on a local Ray cluster: Ray Train + DeepSpeed on 2 CPU workers, Ray Data
+evaluation, MLflow tracking and registry. Teacher data comes from a real run against the simulator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rt_ray.config import parse_config
+from rt_ray.student.evaluate import evaluate_student
+from rt_ray.student.stage import run_evaluate_stage, run_train_stage
+from rt_ray.student.train_loop import PROBE_TEXT
+from rt_ray.student.trainer import train_student
+from rt_ray.teacher.pipeline import generate
+from rt_ray.teacher.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def base_tree(ray_cluster, tmp_path_factory) -> dict:
+    """A finished teacher run (coin flip, 40 questions, D=2) that the students train on."""
+    root = tmp_path_factory.mktemp("student")
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
+        tree = {
+            "run_name": "student-it",
+            "task": {"name": "coin_flip", "num_examples": 60, "num_items": 3},
+            "teacher": {"base_url": sim.base_url, "cache_dir": str(root / "cache")},
+            "generation": {"degree": 2, "output_dir": str(root / "teacher")},
+            "student": {"tiny_hidden": 32, "tiny_layers": 2, "tiny_heads": 2, "tiny_vocab": 300, "max_length": 160,
+                        "max_new_tokens": 64, "eval_replicas": 1, "eval_batch_size": 16},
+            "train": {"num_workers": 2, "batch_size": 4, "max_steps": 30, "checkpoint_every_steps": 10, "lr": 0.003,
+                      "output_dir": str(root / "student")},
+            "tracking": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "student-it"},
+        }  # fmt: skip
+        generate(parse_config(tree))
+    return tree
+
+
+def with_changes(tree: dict, tmp_path: Path, **sections) -> dict:
+    changed = json.loads(json.dumps(tree))
+    for section, values in sections.items():
+        changed[section].update(values)
+    changed["train"]["output_dir"] = str(tmp_path / "student")
+    return changed
+
+
+def loss_history(tree: dict, run_id: str) -> list[float]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    return [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_zero_stage_trains_and_exports_weights_that_from_pretrained_reloads(base_tree, tmp_path, zero_stage):
+    tree = with_changes(base_tree, tmp_path, train={"zero_stage": zero_stage})
+    result = train_student(parse_config(tree))
+    losses = loss_history(tree, result.mlflow_run_id)
+    assert len(losses) == 3 and losses[-1] < losses[0], f"loss goes down: {losses}"
+
+    model = AutoModelForCausalLM.from_pretrained(result.model_dir).eval()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    ids = torch.tensor([tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        reloaded = model(input_ids=ids).logits.sum().item()
+    assert reloaded == pytest.approx(result.metrics["export_check"], rel=1e-4, abs=1e-3)
+
+
+def test_encoder_decoder_student_trains_and_evaluates(base_tree, tmp_path):
+    tree = with_changes(base_tree, tmp_path, student={"arch": "encoder-decoder"}, train={"max_steps": 20})
+    cfg = parse_config(tree)
+    result = train_student(cfg)
+    losses = loss_history(tree, result.mlflow_run_id)
+    assert losses[-1] < losses[0]
+    report, predictions = evaluate_student(cfg, {"path": str(result.model_dir)}, "ft_cot", tmp_path / "p.jsonl")
+    assert report["n"] == len(predictions) == 18  # the 30 % test split of 60 questions
+    assert all(p["generated"] is not None for p in predictions)
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 18
+
+
+def test_a_killed_worker_is_replaced_and_training_resumes_from_the_last_checkpoint(base_tree, tmp_path):
+    tree = with_changes(base_tree, tmp_path, train={"max_steps": 150, "checkpoint_every_steps": 10, "max_failures": 2})
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=train_student(parse_config(tree))), daemon=True)
+    thread.start()
+    storage = tmp_path / "student" / "ray_train"
+    deadline = time.monotonic() + 300
+
+    def registered_checkpoints() -> int:
+        # The controller writes this snapshot once a reported checkpoint is registered.
+        for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+            try:
+                return len(json.loads(snapshot.read_text())["checkpoint_results"])
+            except (json.JSONDecodeError, KeyError):
+                return 0
+        return 0
+
+    while registered_checkpoints() == 0:
+        assert thread.is_alive() and time.monotonic() < deadline, "no checkpoint was registered"
+        time.sleep(0.1)
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+    assert workers, "found the training workers"
+    workers[-1].kill()
+    thread.join(timeout=600)
+    result = outcome["result"]
+    state = json.loads((result.model_dir / "trainer_state.json").read_text())
+    assert state["step"] == 150
+    assert len(state["starts"]) == 2 and state["starts"][0] == 0
+    assert state["starts"][1] >= 10, f"resumed from a checkpoint, not from step 0: {state['starts']}"
+
+
+def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_baselines(base_tree, tmp_path):
+    tree = with_changes(base_tree, tmp_path, student={"registered_name": "student-it"})
+    cfg = parse_config(tree)
+    summary = run_train_stage(cfg)
+    assert summary["test"]["n"] == 18 and summary["registered_version"] is not None
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    run = client.get_run(summary["mlflow_run_id"])
+    teacher_stats = json.loads((Path(tree["generation"]["output_dir"]) / "stats.json").read_text())
+    assert run.data.tags["rt_ray.generation_run_id"] == teacher_stats["mlflow_run_id"]
+    assert run.data.tags["rt_ray.filtered_sha256"] == teacher_stats["filtered_sha256"]
+    assert "test_accuracy" in run.data.metrics and "tokens_per_s" in run.data.metrics
+    version = client.get_model_version("student-it", summary["registered_version"])
+    assert version.run_id == summary["mlflow_run_id"]
+
+    outcome = run_evaluate_stage(cfg)
+    assert set(outcome["results"]) == {"ft_cot", "zero_shot", "vanilla"}
+    assert all(r["n"] == 18 for r in outcome["results"].values())
+    for name in ("predictions_ft_cot.jsonl", "predictions_zero_shot.jsonl", "predictions_vanilla.jsonl"):
+        assert len((tmp_path / "student" / name).read_text().splitlines()) == 18
