@@ -197,6 +197,33 @@ def evaluate(
     Console().print(table)
 
 
+@app.command()
+def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it)."""
+    import time
+
+    from ray import serve as ray_serve
+
+    from rt_ray.cluster import ensure_ray
+    from rt_ray.serve.app import app_from_config
+
+    cfg = _load(config, set_)
+    ensure_ray(cfg.ray)
+    ray_serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    try:
+        ray_serve.run(app_from_config(cfg), name="student", route_prefix="/")
+    except Exception as error:  # noqa: BLE001
+        _fail_clearly(error)
+        return
+    base = f"http://{cfg.serve.host}:{cfg.serve.port}"
+    console.print(f"student [bold]{cfg.serve.model_name}[/bold] at {base}/v1 (OpenAI API), {base}/v1/solve, {base}/healthz")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        ray_serve.shutdown()
+
+
 @app.command("show-config")
 def show_config(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Print the resolved config (defaults, file and overrides) as JSON."""

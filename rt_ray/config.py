@@ -145,8 +145,21 @@ class SweepConfig(Section):
 
 
 class ServeConfig(Section):
+    # A trained student folder, an MLflow model URI (models:/<name>@champion) or a hub name;
+    # None serves train.output_dir/model.
+    model: str | None = None
+    model_name: str = Field("rt-ray-student", description="the id /v1/models reports and requests name")
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
+    max_batch_size: int = Field(16, gt=0, description="dynamic batching: requests per generate() call")
+    batch_wait_timeout_s: float = Field(0.02, ge=0, description="how long a batch waits to fill")
+    num_replicas: int = Field(1, gt=0)
+    autoscaling_max_replicas: int | None = Field(None, gt=0, description="set to autoscale 1..max on load")
+    num_cpus: float = Field(1, gt=0, description="per replica")
+    num_gpus: float = Field(0, ge=0, description="per replica")
+    max_tokens_cap: int = Field(256, gt=0, description="largest max_tokens a request may ask for")
+    max_prompt_chars: int = Field(4000, gt=0)
+    api_key_env: str | None = Field(None, description="env variable holding the bearer token; None: no auth")
 
 
 class TrackingConfig(Section):

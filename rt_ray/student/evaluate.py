@@ -15,6 +15,7 @@ import pandas as pd
 
 from rt_ray.config import RtRayConfig
 from rt_ray.student.formats import student_input, zero_shot_prompt
+from rt_ray.student.generation import generate_texts
 from rt_ray.student.scoring import accuracy_report, judge_generation
 from rt_ray.tasks import load_task_data
 from rt_ray.tasks.base import Sample
@@ -44,25 +45,8 @@ class StudentPredictor:
         self.mode, self.max_new_tokens = mode, max_new_tokens
 
     def generate(self, prompts: list[str]) -> list[str]:
-        import torch
-
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        if self.arch == "encoder-decoder":
-            ids = [i + [eos] for i in ids]  # as in training
-        width = max(len(i) for i in ids)
-        # Decoder students are padded on the left so generation continues right after each prompt;
-        # generate() derives position ids from the attention mask.
-        left = self.arch == "decoder"
-        padded = [([pad] * (width - len(i)) + i) if left else (i + [pad] * (width - len(i))) for i in ids]
-        mask = [([0] * (width - len(i)) + [1] * len(i)) if left else ([1] * len(i) + [0] * (width - len(i))) for i in ids]
-        with torch.no_grad():
-            output = self.model.generate(
-                input_ids=torch.tensor(padded), attention_mask=torch.tensor(mask), max_new_tokens=self.max_new_tokens,
-                do_sample=False, pad_token_id=pad, eos_token_id=eos,
-            )  # fmt: skip
-        new_tokens = output[:, width:] if left else output
-        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        outputs = generate_texts(self.model, self.tokenizer, self.arch, prompts, self.max_new_tokens)
+        return [output.text for output in outputs]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch.to_dict("records")

@@ -118,3 +118,13 @@ def log_student_model(model_dir: str | Path, registered_name: str | None) -> str
     )
     mlflow.log_artifact(str(Path(model_dir) / "rt_ray_student.json"), artifact_path="student")
     return str(info.registered_model_version) if registered_name else None
+
+
+def load_logged_student(model_uri: str, tracking_uri: str | None):
+    """(model, tokenizer) of a student logged with the transformers flavor, e.g. models:/name@champion."""
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    components = mlflow.transformers.load_model(model_uri, return_type="components")
+    return components["model"], components["tokenizer"]

@@ -49,3 +49,15 @@ def test_flat_params_hold_the_key_name_not_a_key_value():
     flat = parse_config({}).flat()
     assert flat["teacher.api_key_env"] == "OPENAI_API_KEY"
     assert not any("api_key" in k and k != "teacher.api_key_env" for k in flat)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "serve_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_serve_config_passes_ray_serves_schema_and_names_a_loadable_rt_ray_config(path):
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    assert path.read_text().startswith("#")
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
+    for application in schema.applications:
+        assert application.import_path == "rt_ray.serve.app:build_app"
+        load_config(REPO / application.args["config"], application.args.get("overrides", []))

@@ -1,0 +1,92 @@
+"""Serve throughput: the batched deployment against the same student served one request at a time.
+
+    python bench/serve_throughput.py                 # 32 concurrent clients, tiny student, CPU replica
+
+Both deployments are the real Ray Serve app (one replica, same CPUs), differing only in
+serve.max_batch_size (16 vs 1); the clients send the same completion requests over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from rt_ray.config import StudentConfig, parse_config
+from rt_ray.student.models import build_student, save_student, student_spec
+from rt_ray.tasks import load_task_data
+from rt_ray.teacher.simulator import free_port
+
+
+async def drive(base: str, clients: int, per_client: int, max_tokens: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=clients)) as client:
+
+        async def one_client(c: int) -> None:
+            for i in range(per_client):
+                started = time.perf_counter()
+                response = await client.post(
+                    base + "/v1/completions", json={"prompt": f"A coin is heads up. Client {c} asks {i}. ###", "max_tokens": max_tokens}
+                )
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(c) for c in range(clients)))
+        return clients * per_client / (time.perf_counter() - started), latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests-per-client", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    import ray
+    from ray import serve
+
+    from rt_ray.serve.app import app_from_config
+
+    ray.init(include_dashboard=False)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        texts = [s.question for s in load_task_data(parse_config({}).task).train]
+        model, tokenizer = build_student(student_spec(StudentConfig(), texts))
+        save_student(model, tokenizer, Path(tmp) / "model", {"arch": "decoder", "format": "ft_cot"})
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        for label, batch in (("batched", 16), ("one at a time", 1)):
+            cfg = parse_config({"serve": {"model": f"{tmp}/model", "port": port, "max_batch_size": batch, "num_cpus": 1,
+                                          "max_tokens_cap": args.max_tokens}})  # fmt: skip
+            serve.run(app_from_config(cfg), name="student", route_prefix="/")
+            asyncio.run(drive(f"http://127.0.0.1:{port}", 4, 1, args.max_tokens))  # warm-up
+            results[label] = asyncio.run(drive(f"http://127.0.0.1:{port}", args.clients, args.requests_per_client, args.max_tokens))
+            serve.delete("student")
+        serve.shutdown()
+    ray.shutdown()
+
+    table = Table(title=f"serve: {args.clients} concurrent clients, {args.max_tokens} new tokens, 1 CPU replica")
+    for column in ("deployment", "requests/s", "p50 ms", "p99 ms"):
+        table.add_column(column)
+    for label, (rps, latencies) in results.items():
+        table.add_row(label, f"{rps:.1f}", f"{percentile(latencies, 50) * 1000:.0f}", f"{percentile(latencies, 99) * 1000:.0f}")
+    Console().print(table)
+    batched_rps, batched_latencies = results["batched"]
+    ratio = batched_rps / results["one at a time"][0]
+    print(f"RESULT batched_over_unbatched={ratio:.2f} p99_ms={percentile(batched_latencies, 99) * 1000:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The serve stage: the distilled student behind Ray Serve with an OpenAI-compatible API.
+
+    rt-ray serve -c configs/quickstart.yaml              # local: Ray Serve on serve.host:serve.port
+    serve deploy serve_configs/student.yaml              # a running cluster (import_path: build_app)
+
+Routes: POST /v1/completions, POST /v1/chat/completions (both with n, max_tokens, temperature,
+top_p, stop, usage and SSE streaming), GET /v1/models, POST /v1/solve ({task, question} ->
+{rationale, answer, raw}) and GET /healthz. Non-streaming generation goes through ``@serve.batch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import SecretStr
+from ray import serve
+
+from rt_ray.config import ConfigError, RtRayConfig, ServeConfig, load_config
+from rt_ray.serve.schemas import (
+    ChatRequest, CompletionRequest, RequestError, Sampling, SolveRequest, apply_stop, check_limits,
+    completion_body, new_id, split_rationale,
+)  # fmt: skip
+from rt_ray.student.formats import student_input
+from rt_ray.student.generation import Generated, generate_texts
+from rt_ray.tasks.answers import FT_COT_PREFIX
+
+logger = logging.getLogger("rt_ray.serve")
+app = FastAPI(title="rt-ray student", description="A Fine-tune-CoT student behind an OpenAI-compatible API")
+
+
+def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    problem = error.errors()[0]
+    if problem["type"] == "json_invalid":
+        return _error(400, "request body is not valid JSON")
+    field = ".".join(str(p) for p in problem["loc"] if p != "body")
+    return _error(400, f"{field}: {problem['msg']}", field or None)
+
+
+@app.exception_handler(RequestError)
+async def _request_error(request: Request, error: RequestError) -> JSONResponse:
+    return _error(error.status, str(error), error.param)
+
+
+@app.exception_handler(Exception)
+async def _server_error(request: Request, error: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    logger.exception("request failed (error id %s)", error_id)
+    return _error(500, f"internal error, id {error_id}", kind="server_error")
+
+
+@dataclass(frozen=True)
+class Job:
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+
+
+def load_served_student(source: str, tracking_uri: str | None):
+    """(model, tokenizer, arch) from a student folder, an MLflow model URI or a hub name."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from rt_ray.student.models import META_FILE, load_student
+
+    if source.startswith(("models:/", "runs:/")):
+        from rt_ray.tracking import load_logged_student
+
+        model, tokenizer = load_logged_student(source, tracking_uri)
+    elif (Path(source) / META_FILE).is_file():
+        model, tokenizer, _ = load_student(source)
+    else:
+        encoder_decoder = AutoConfig.from_pretrained(source).is_encoder_decoder
+        model = (AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM).from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer, "encoder-decoder" if model.config.is_encoder_decoder else "decoder"
+
+
+@serve.deployment
+@serve.ingress(app)
+class StudentServer:
+    def __init__(self, settings: dict[str, Any]):
+        self.cfg = ServeConfig.model_validate(settings["serve"])
+        threads = max(1, int(self.cfg.num_cpus))
+        import torch
+
+        torch.set_num_threads(threads)
+        self.model, self.tokenizer, self.arch = load_served_student(settings["model_source"], settings.get("tracking_uri"))
+        token = settings.get("api_key")
+        self.api_key = token.get_secret_value() if token is not None else None
+        self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
+        self.generate_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
+        self._model_lock = threading.Lock()  # generate() is not re-entrant across threads
+
+    def _authorize(self, authorization: str | None) -> None:
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
+            raise RequestError("missing or invalid bearer token", status=401)
+
+    def _run(self, jobs: list[Job]) -> list[Generated]:
+        with self._model_lock:
+            first = jobs[0]
+            return generate_texts(self.model, self.tokenizer, self.arch, [j.prompt for j in jobs],
+                                  max(j.max_tokens for j in jobs), first.temperature, first.top_p)  # fmt: skip
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
+    async def generate_batch(self, jobs: list[Job]) -> list[Generated]:
+        # One generate() call per group of equal sampling settings; each output is cut to its own max_tokens.
+        groups: dict[tuple, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault((job.temperature, job.top_p), []).append(index)
+        results: list[Generated | None] = [None] * len(jobs)
+        for indexes in groups.values():
+            outputs = await asyncio.to_thread(self._run, [jobs[i] for i in indexes])
+            for i, output in zip(indexes, outputs):
+                results[i] = self._truncate(output, jobs[i].max_tokens)
+        return results  # type: ignore[return-value]
+
+    def _truncate(self, output: Generated, max_tokens: int) -> Generated:
+        if output.completion_tokens <= max_tokens:
+            return output
+        ids = self.tokenizer(output.text, add_special_tokens=False)["input_ids"][:max_tokens]
+        return Generated(self.tokenizer.decode(ids), output.prompt_tokens, max_tokens, "length")
+
+    async def _complete(self, prompt: str, sampling: Sampling) -> list[Generated]:
+        job = Job(prompt, sampling.max_tokens, sampling.temperature, sampling.top_p)
+        return list(await asyncio.gather(*(self.generate_batch(job) for _ in range(sampling.n))))
+
+    def _check(self, prompt: str, sampling: Sampling) -> None:
+        check_limits(prompt, sampling, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars)
+        if sampling.model not in (None, self.cfg.model_name):
+            raise RequestError(f"model {sampling.model!r} is not served here; this server has {self.cfg.model_name!r}", "model", 404)
+        if sampling.stream and sampling.n > 1:
+            raise RequestError("stream supports n=1 only", "n")
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models(self, authorization: str | None = Header(None)) -> dict:
+        self._authorize(authorization)
+        return {"object": "list", "data": [{"id": self.cfg.model_name, "object": "model", "owned_by": "rt-ray"}]}
+
+    @app.post("/v1/completions")
+    async def completions(self, body: CompletionRequest, authorization: str | None = Header(None)):
+        self._authorize(authorization)
+        self._check(body.prompt, body)
+        if body.stream:
+            return self._stream(body.prompt, body, chat=False)
+        outputs = await self._complete(body.prompt, body)
+        choices = []
+        for index, output in enumerate(outputs):
+            text, stopped = apply_stop(output.text, body.stops())
+            choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": "stop" if stopped else output.finish_reason})
+        return completion_body(self.cfg.model_name, choices, outputs[0].prompt_tokens, sum(o.completion_tokens for o in outputs), chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, body: ChatRequest, authorization: str | None = Header(None)):
+        self._authorize(authorization)
+        prompt = body.prompt()
+        self._check(prompt, body)
+        if body.stream:
+            return self._stream(prompt, body, chat=True)
+        outputs = await self._complete(prompt, body)
+        choices = []
+        for index, output in enumerate(outputs):
+            text, stopped = apply_stop(output.text, body.stops())
+            choices.append({"index": index, "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop" if stopped else output.finish_reason})  # fmt: skip
+        return completion_body(self.cfg.model_name, choices, outputs[0].prompt_tokens, sum(o.completion_tokens for o in outputs), chat=True)
+
+    @app.post("/v1/solve")
+    async def solve(self, body: SolveRequest, authorization: str | None = Header(None)) -> dict:
+        """The task endpoint: the student's rationale and the task library's parse of its answer."""
+        from rt_ray.tasks import TaskDataError, get_task
+
+        self._authorize(authorization)
+        try:
+            task = get_task(body.task)
+        except TaskDataError as error:
+            raise RequestError(str(error), "task") from None
+        sampling = Sampling(max_tokens=self.cfg.max_tokens_cap)
+        self._check(body.question, sampling)
+        (output,) = await self._complete(student_input(body.question, self.arch), sampling)
+        return {"task": task.name, "rationale": split_rationale(output.text), "answer": task.parse(output.text, prefix=FT_COT_PREFIX),
+                "raw": output.text}  # fmt: skip
+
+    def _stream(self, prompt: str, sampling: Sampling, chat: bool) -> StreamingResponse:
+        return StreamingResponse(self._sse(prompt, sampling, chat), media_type="text/event-stream")
+
+    async def _sse(self, prompt: str, sampling: Sampling, chat: bool) -> AsyncIterator[str]:
+        """Real token streaming: generate() in a thread feeds a TextIteratorStreamer we relay as SSE."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.arch == "decoder", skip_special_tokens=True)
+        job = Job(prompt, sampling.max_tokens, sampling.temperature, sampling.top_p)
+        worker = threading.Thread(target=self._generate_streaming, args=(job, streamer), daemon=True)
+        worker.start()
+        stream_id, text, stops = new_id("chatcmpl" if chat else "cmpl"), "", sampling.stops()
+        iterator = iter(streamer)
+        while True:
+            piece = await asyncio.to_thread(next, iterator, None)
+            if piece is None:
+                break
+            text += piece
+            cut, stopped = apply_stop(text, stops)
+            delta = piece if not stopped else cut[len(text) - len(piece):]
+            if delta:
+                yield _chunk(stream_id, self.cfg.model_name, delta, None, chat)
+            if stopped:
+                break
+        yield _chunk(stream_id, self.cfg.model_name, "", "stop", chat)
+        yield "data: [DONE]\n\n"
+
+    def _generate_streaming(self, job: Job, streamer) -> None:
+        import torch
+
+        ids = self.tokenizer(job.prompt, add_special_tokens=False)["input_ids"]
+        if self.arch == "encoder-decoder":
+            ids = ids + [self.tokenizer.eos_token_id]
+        sampling = {"do_sample": True, "temperature": job.temperature, "top_p": job.top_p} if job.temperature > 0 else {"do_sample": False}
+        with self._model_lock, torch.no_grad():
+            self.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=job.max_tokens, streamer=streamer,
+                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id, **sampling)  # fmt: skip
+
+
+def _chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: bool) -> str:
+    if chat:
+        choice = {"index": 0, "delta": {"content": delta} if delta else {}, "finish_reason": finish}
+        body = {"id": stream_id, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
+    else:
+        body = {"id": stream_id, "object": "text_completion", "model": model,
+                "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def deployment_options(cfg: ServeConfig) -> dict:
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+        # Enough requests in flight per replica for a batch to fill.
+        "max_ongoing_requests": 4 * cfg.max_batch_size,
+    }
+    if cfg.autoscaling_max_replicas:
+        options["autoscaling_config"] = {"min_replicas": 1, "max_replicas": cfg.autoscaling_max_replicas,
+                                         "target_ongoing_requests": cfg.max_batch_size}  # fmt: skip
+    else:
+        options["num_replicas"] = cfg.num_replicas
+    return options
+
+
+def read_serve_token(cfg: ServeConfig) -> SecretStr | None:
+    """The bearer token, read where the app is built and handed to replicas masked (never logged)."""
+    if not cfg.api_key_env:
+        return None
+    token = os.environ.get(cfg.api_key_env)
+    if not token:
+        raise ConfigError(f"serve.api_key_env names {cfg.api_key_env}, which is not set in the environment")
+    return SecretStr(token)
+
+
+def app_from_config(cfg: RtRayConfig):
+    from rt_ray.tracking import resolve_tracking_uri
+
+    source = cfg.serve.model or str((Path(cfg.train.output_dir) / "model").resolve())
+    settings = {"serve": cfg.serve.model_dump(mode="json"), "model_source": source,
+                "tracking_uri": resolve_tracking_uri(cfg.tracking), "api_key": read_serve_token(cfg.serve)}  # fmt: skip
+    return StudentServer.options(**deployment_options(cfg.serve)).bind(settings)
+
+
+def build_app(args: dict[str, Any]):
+    """Application builder for ``serve run`` / ``serve deploy``: args ``config`` and optional ``overrides``."""
+    return app_from_config(load_config(args.get("config"), args.get("overrides") or []))

@@ -1,0 +1,48 @@
+"""Batched generation with a student: the one place that pads prompts and calls ``generate``.
+
+    outputs = generate_texts(model, tokenizer, "decoder", ["Q? ###"], max_new_tokens=64)
+    outputs[0].text, outputs[0].completion_tokens
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Generated:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS) or "length"
+
+
+def generate_texts(
+    model, tokenizer, arch: str, prompts: list[str], max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0
+) -> list[Generated]:
+    import torch
+
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if arch == "encoder-decoder":
+        ids = [i + [eos] for i in ids]  # as in training
+    width = max(len(i) for i in ids)
+    # Decoder students are padded on the left so generation continues right after each prompt;
+    # generate() derives position ids from the attention mask.
+    left = arch == "decoder"
+    padded = [([pad] * (width - len(i)) + i) if left else (i + [pad] * (width - len(i))) for i in ids]
+    mask = [([0] * (width - len(i)) + [1] * len(i)) if left else ([1] * len(i) + [0] * (width - len(i))) for i in ids]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=torch.tensor(padded), attention_mask=torch.tensor(mask), max_new_tokens=max_new_tokens,
+            pad_token_id=pad, eos_token_id=eos, **sampling,
+        )  # fmt: skip
+    new_tokens = output[:, width:] if left else output[:, 1:]  # encoder-decoder output starts with the start token
+    results = []
+    for prompt_ids, row in zip(ids, new_tokens.tolist()):
+        finished = eos in row
+        kept = row[: row.index(eos)] if finished else [t for t in row if t != pad]
+        results.append(Generated(tokenizer.decode(kept, skip_special_tokens=True), len(prompt_ids), len(kept),
+                                 "stop" if finished else "length"))  # fmt: skip
+    return results
