@@ -7,8 +7,9 @@ Routes: POST /v1/completions, POST /v1/chat/completions (both with n, max_tokens
 top_p, stop, usage and SSE streaming), GET /v1/models, POST /v1/solve ({task, question} ->
 {rationale, answer, raw}) and GET /healthz. Non-streaming generation goes through ``@serve.batch``.
 """
+# No `from __future__ import annotations` here: Ray Serve's class-based FastAPI views need the
+# route signatures' annotations as real types.
 
-from __future__ import annotations
 
 import asyncio
 import json
@@ -91,6 +92,16 @@ def load_served_student(source: str, tracking_uri: str | None):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer, "encoder-decoder" if model.config.is_encoder_decoder else "decoder"
+
+
+def sse_chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: bool) -> str:
+    if chat:
+        choice = {"index": 0, "delta": {"content": delta} if delta else {}, "finish_reason": finish}
+        body = {"id": stream_id, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
+    else:
+        body = {"id": stream_id, "object": "text_completion", "model": model,
+                "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n"
 
 
 @serve.deployment
@@ -223,10 +234,10 @@ class StudentServer:
             cut, stopped = apply_stop(text, stops)
             delta = piece if not stopped else cut[len(text) - len(piece):]
             if delta:
-                yield _chunk(stream_id, self.cfg.model_name, delta, None, chat)
+                yield sse_chunk(stream_id, self.cfg.model_name, delta, None, chat)
             if stopped:
                 break
-        yield _chunk(stream_id, self.cfg.model_name, "", "stop", chat)
+        yield sse_chunk(stream_id, self.cfg.model_name, "", "stop", chat)
         yield "data: [DONE]\n\n"
 
     def _generate_streaming(self, job: Job, streamer) -> None:
@@ -239,16 +250,6 @@ class StudentServer:
         with self._model_lock, torch.no_grad():
             self.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=job.max_tokens, streamer=streamer,
                                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id, **sampling)  # fmt: skip
-
-
-def _chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: bool) -> str:
-    if chat:
-        choice = {"index": 0, "delta": {"content": delta} if delta else {}, "finish_reason": finish}
-        body = {"id": stream_id, "object": "chat.completion.chunk", "model": model, "choices": [choice]}
-    else:
-        body = {"id": stream_id, "object": "text_completion", "model": model,
-                "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
-    return f"data: {json.dumps(body)}\n\n"
 
 
 def deployment_options(cfg: ServeConfig) -> dict:

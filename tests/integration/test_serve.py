@@ -61,7 +61,7 @@ def test_health_needs_no_token_but_every_other_route_does(server):
     listed = httpx.get(server + "/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert listed["data"][0]["id"] == "rt-ray-student"
     response = post(server, "/v1/completions", {"prompt": "Q ###", "max_tokens": 4}, token=None)
-    assert response.status_code == 401 and response.json()["error"]["message"] == "missing or invalid bearer token"
+    assert response.status_code == 401 and response.json()["error"]["message"] == "missing or invalid bearer token", response.text
 
 
 @pytest.mark.parametrize(
