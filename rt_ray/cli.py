@@ -198,6 +198,28 @@ def evaluate(
 
 
 @app.command()
+def sweep(
+    config: Optional[Path] = ConfigOption,
+    set_: Optional[List[str]] = SetOption,
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep; finished trials are kept."),
+) -> None:
+    """Sweep stage: Ray Tune over the diversity degree D (and other knobs), one MLflow child run per
+    trial; writes a ranked table and a plot, and registers the best student with the alias `champion`."""
+    from rt_ray.sweep.tuner import run_sweep
+
+    cfg = _load(config, set_)
+    try:
+        outcome = run_sweep(cfg, resume=resume, console=console)
+    except Exception as error:  # noqa: BLE001
+        _fail_clearly(error)
+        return
+    best = outcome["trials"][0]
+    console.print(f"plot in [bold]{outcome['plot']}[/bold]; champion: D={best['params']['degree']} "
+                  f"({cfg.sweep.metric} {best[cfg.sweep.metric]:.3f}) -> models:/{cfg.student.registered_name}@champion "
+                  f"(version {outcome['champion_version']})")
+
+
+@app.command()
 def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it)."""
     import time

@@ -141,7 +141,18 @@ class TrainConfig(Section):
 
 
 class SweepConfig(Section):
-    degrees: list[int] = [1, 2, 4, 8]
+    degrees: list[int] = Field([1, 2, 4, 8], min_length=1, description="diversity degrees D to train on")
+    # Other knobs; a list sweeps them, an empty list keeps the train/student section's value.
+    lrs: list[float] = []
+    max_steps: list[int] = []
+    student_models: list[str] = []
+    train_sizes: list[int] = Field([], description="training questions per trial (a prefix of the train split)")
+    search: Literal["grid", "random"] = "grid"
+    num_samples: int = Field(1, gt=0, description="grid: repeats of the grid; random: trials drawn")
+    metric: Literal["validation_accuracy", "test_accuracy"] = "validation_accuracy"
+    validation_size: int = Field(50, gt=0, description="training questions held out to select on")
+    max_concurrent_trials: int = Field(1, gt=0, description="trials at once; each also needs train.num_workers")
+    output_dir: Path = Path("runs/default/sweep")
 
 
 class ServeConfig(Section):

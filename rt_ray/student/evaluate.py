@@ -60,14 +60,16 @@ class StudentPredictor:
         return pd.DataFrame(out)
 
 
-def evaluate_student(cfg: RtRayConfig, source: dict, mode: str, predictions_path: Path | None = None):
-    """(accuracy report, predictions) over the test split; predictions also written as JSONL."""
+def evaluate_student(
+    cfg: RtRayConfig, source: dict, mode: str, predictions_path: Path | None = None, samples: list[Sample] | None = None
+):
+    """(accuracy report, predictions) over the test split (or ``samples``); predictions also as JSONL."""
     import ray
 
     from rt_ray.cluster import ensure_ray
 
     ensure_ray(cfg.ray)
-    test = load_task_data(cfg.task).test
+    test = samples if samples is not None else load_task_data(cfg.task).test
     student = cfg.student
     ds = ray.data.from_items([s.to_row() for s in test], override_num_blocks=max(1, student.eval_replicas * 2))
     predicted = ds.map_batches(

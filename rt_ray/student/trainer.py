@@ -97,8 +97,11 @@ def train_student(
     output_dir: Path | None = None,
     resume_from: str | None = None,
     parent_run_id: str | None = None,
+    held_out: set[str] | None = None,
+    run_name: str | None = None,
 ) -> TrainResult:
-    """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it."""
+    """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it.
+    Questions in ``held_out`` (a validation set) are left out of training."""
     from rt_ray import tracking
     from rt_ray.cluster import ensure_ray
 
@@ -106,7 +109,10 @@ def train_student(
     output_dir = Path(output_dir or cfg.train.output_dir)
     data = load_task_data(cfg.task)
     filtered, lineage = read_filtered(cfg) if fmt == "ft_cot" else ([], {})
-    pairs = training_pairs(filtered, data.train, fmt, degree, cfg.student.arch)
+    held_out = held_out or set()
+    filtered = [r for r in filtered if r["question_id"] not in held_out]
+    train = [s for s in data.train if s.id not in held_out]
+    pairs = training_pairs(filtered, train, fmt, degree, cfg.student.arch)
     if not pairs:
         raise TrainingDataError(f"no {fmt} training samples in {cfg.generation.output_dir} (degree {degree})")
     spec = student_spec(cfg.student, texts=[source + target for source, target in pairs])
@@ -118,7 +124,8 @@ def train_student(
     ensure_ray(cfg.ray)
     tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}
     started = time.monotonic()
-    with tracking.tracked_run(cfg, stage="train", run_name=f"{cfg.run_name}-{fmt}", parent_run_id=parent_run_id, tags=tags) as run_id:
+    run_name = run_name or f"{cfg.run_name}-{fmt}"
+    with tracking.tracked_run(cfg, stage="train", run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
         tracking.log_metrics({"train_samples": len(rows), "degree": degree or 0})
         loop_config = training_run_config(cfg, spec, meta, resume_from, run_id)
         result = fit(cfg, rows, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")

@@ -96,7 +96,7 @@ def log_metrics_to_run(tracking_uri: str, run_id: str, metrics: dict, step: int)
 @contextmanager
 def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
     mlflow = _mlflow(cfg)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         yield run_id
 
 
@@ -128,3 +128,10 @@ def load_logged_student(model_uri: str, tracking_uri: str | None):
         mlflow.set_tracking_uri(tracking_uri)
     components = mlflow.transformers.load_model(model_uri, return_type="components")
     return components["model"], components["tokenizer"]
+
+
+def set_alias(cfg: TrackingConfig, registered_name: str, alias: str, version: str | None) -> None:
+    from mlflow.tracking import MlflowClient
+
+    if version is not None:
+        MlflowClient(tracking_uri=resolve_tracking_uri(cfg)).set_registered_model_alias(registered_name, alias, version)
