@@ -1,0 +1,30 @@
+from rt_ray.config import SweepConfig
+from rt_ray.sweep.space import other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_overrides
+
+
+def test_search_space_holds_d_and_only_the_knobs_given():
+    space = search_space(SweepConfig(degrees=[4, 1, 2, 4], lrs=[1e-3, 3e-4]))
+    assert space == {"degree": [1, 2, 4], "lr": [1e-3, 3e-4]}
+    assert other_knobs(space) == ["lr"]
+    assert other_knobs(search_space(SweepConfig(degrees=[1, 2], max_steps=[600]))) == []
+
+
+def test_trial_overrides_map_knobs_to_config_keys():
+    assert trial_overrides({"degree": 4, "lr": 0.001, "student_model": "gpt2", "train_size": 100}) == [
+        "train.lr=0.001",
+        "student.model=gpt2",
+    ]
+
+
+def test_results_are_ranked_best_first():
+    trials = [{"validation_accuracy": 0.5}, {"validation_accuracy": 0.9}, {"validation_accuracy": 0.7}]
+    assert [t["validation_accuracy"] for t in results_rows(trials, "validation_accuracy")] == [0.9, 0.7, 0.5]
+
+
+def test_plot_is_a_png_with_one_line_per_knob_value(tmp_path):
+    trials = [
+        {"params": {"degree": d, "lr": lr}, "validation_accuracy": a}
+        for d, lr, a in [(1, 0.1, 0.5), (2, 0.1, 0.6), (1, 0.2, 0.4), (2, 0.2, 0.7)]
+    ]
+    path = plot_accuracy_vs_degree(trials, ["lr"], "validation_accuracy", tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
