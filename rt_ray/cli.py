@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from rt_ray.config import ConfigError, RtRayConfig, load_config
 
+T = TypeVar("T")
 app = typer.Typer(
     help="rt-ray: distill step-by-step reasoning from a large teacher LLM into small students (Fine-tune-CoT) on Ray.",
     no_args_is_help=True,
@@ -28,17 +29,15 @@ ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file; embe
 SetOption = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
 
 
-class UserFacingError(Exception):
-    """Raised for errors whose message is the whole story; no traceback is shown."""
-
-
 def _user_error(error: BaseException) -> str | None:
     """The message of a known, user-fixable error anywhere in the chain (Ray wraps worker errors)."""
+    from rt_ray.student.trainer import TrainingDataError
     from rt_ray.tasks import TaskDataError
     from rt_ray.teacher.client import TeacherFatalError
-    from rt_ray.teacher.pipeline import TeacherUnavailable
+    from rt_ray.teacher.pipeline import GenerationNotFinished, TeacherUnavailable
 
-    known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError, UserFacingError)
+    known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError,
+             GenerationNotFinished, TrainingDataError)  # fmt: skip
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -68,12 +67,21 @@ def _load(config: Optional[Path], overrides: Optional[List[str]]) -> RtRayConfig
         raise typer.Exit(2) from None
 
 
-def _fail_clearly(error: BaseException) -> None:
+def _fail_clearly(error: BaseException) -> NoReturn:
     message = _user_error(error)
     if message is None:
         raise error
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2) from None
+
+
+def _run_stage(config: Optional[Path], overrides: Optional[List[str]], stage: Callable[[RtRayConfig], T]) -> tuple[RtRayConfig, T]:
+    """Load the config, run the stage; known errors end in one clear line and exit code 2."""
+    cfg = _load(config, overrides)
+    try:
+        return cfg, stage(cfg)
+    except Exception as error:  # noqa: BLE001 - known errors get one clear line, others a traceback
+        _fail_clearly(error)
 
 
 @app.command()
@@ -85,12 +93,7 @@ def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = 
     """
     from rt_ray.teacher.pipeline import generate as run_generate
 
-    cfg = _load(config, set_)
-    try:
-        result = run_generate(cfg, console=console)
-    except Exception as error:  # noqa: BLE001 - known errors get one clear line, others a traceback
-        _fail_clearly(error)
-        return
+    cfg, result = _run_stage(config, set_, lambda cfg: run_generate(cfg, console=console))
     print_generation_stats(result.stats)
     console.print(f"outputs in [bold]{result.output_dir}[/bold]")
     if result.stats["status"] == "stopped_budget":
@@ -158,12 +161,7 @@ def train(
     evaluate it on the test split, log it to MLflow and register it."""
     from rt_ray.student.stage import run_train_stage
 
-    cfg = _load(config, set_)
-    try:
-        summary = run_train_stage(cfg, resume_from=str(resume_from) if resume_from else None)
-    except Exception as error:  # noqa: BLE001
-        _fail_clearly(error)
-        return
+    cfg, summary = _run_stage(config, set_, lambda cfg: run_train_stage(cfg, resume_from=str(resume_from) if resume_from else None))
     test, trained = summary["test"], summary["train"]
     console.print(
         f"trained {summary['format']} student: loss {trained.get('loss', float('nan')):.3f} after {trained.get('step')} steps, "
@@ -183,12 +181,7 @@ def evaluate(
     """Measure the trained student's test accuracy (batched generation on Ray Data), with baselines."""
     from rt_ray.student.stage import run_evaluate_stage
 
-    cfg = _load(config, set_)
-    try:
-        outcome = run_evaluate_stage(cfg, model_dir=model, baselines=baselines)
-    except Exception as error:  # noqa: BLE001
-        _fail_clearly(error)
-        return
+    cfg, outcome = _run_stage(config, set_, lambda cfg: run_evaluate_stage(cfg, model_dir=model, baselines=baselines))
     table = Table(title=f"test accuracy: {cfg.task.name}")
     for column in ("method", "accuracy", "n", "well-formed"):
         table.add_column(column)
@@ -207,12 +200,7 @@ def sweep(
     trial; writes a ranked table and a plot, and registers the best student with the alias `champion`."""
     from rt_ray.sweep.tuner import run_sweep
 
-    cfg = _load(config, set_)
-    try:
-        outcome = run_sweep(cfg, resume=resume, console=console)
-    except Exception as error:  # noqa: BLE001
-        _fail_clearly(error)
-        return
+    cfg, outcome = _run_stage(config, set_, lambda cfg: run_sweep(cfg, resume=resume, console=console))
     best = outcome["trials"][0]
     console.print(f"plot in [bold]{outcome['plot']}[/bold]; champion: D={best['params']['degree']} "
                   f"({cfg.sweep.metric} {best[cfg.sweep.metric]:.3f}) -> models:/{cfg.student.registered_name}@champion "

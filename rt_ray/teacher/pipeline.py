@@ -47,6 +47,10 @@ class TeacherUnavailable(RuntimeError):
     """The teacher endpoint cannot be reached or refuses the run."""
 
 
+class GenerationNotFinished(RuntimeError):
+    """A student stage was pointed at teacher output that is running, failed or stopped."""
+
+
 @dataclass
 class GenerationResult:
     output_dir: Path
@@ -249,5 +253,7 @@ def read_finished_generation(output_dir: Path) -> dict:
         raise FileNotFoundError(f"no teacher output in {output_dir}: run `rt-ray generate` first")
     stats = json.loads(stats_path.read_text())
     if stats.get("status") not in TERMINAL_STATUSES:
-        raise RuntimeError(f"teacher output in {output_dir} is not finished (status {stats.get('status')!r})")
+        raise GenerationNotFinished(
+            f"teacher output in {output_dir} is not finished (status {stats.get('status')!r}); rerun `rt-ray generate`"
+        )
     return stats
