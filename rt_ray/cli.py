@@ -79,7 +79,7 @@ def _run_stage(config: Optional[Path], overrides: Optional[List[str]], stage: Ca
     """Load the config, run the stage; known errors end in one clear line and exit code 2."""
     cfg = _load(config, overrides)
     try:
-        return cfg, stage(cfg)
+        return cfg, stage(cfg.with_absolute_paths())
     except Exception as error:  # noqa: BLE001 - known errors get one clear line, others a traceback
         _fail_clearly(error)
 

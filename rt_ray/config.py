@@ -200,6 +200,17 @@ class RtRayConfig(Section):
         """Every value as ``section.key`` -> value, for MLflow params. Holds no secret by design."""
         return _flatten(self.model_dump(mode="json"))
 
+    def with_absolute_paths(self) -> "RtRayConfig":
+        """A copy whose relative paths are resolved against this process's working directory, for
+        Ray workers and Tune trials, which run elsewhere (Tune moves each trial into its own folder)."""
+        tree = self.model_dump()
+        for section_name, section in tree.items():
+            if isinstance(section, dict):
+                for key, value in section.items():
+                    if isinstance(value, Path):
+                        section[key] = value.resolve()
+        return RtRayConfig.model_validate(tree)
+
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 

@@ -87,7 +87,8 @@ def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = 
     from rt_ray.cluster import ensure_ray
 
     console = console or Console(stderr=True)
-    out = Path(cfg.sweep.output_dir).resolve()
+    cfg = cfg.with_absolute_paths()
+    out = Path(cfg.sweep.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     space = search_space(cfg.sweep)
     ensure_rationales(cfg, max(space["degree"]), console)

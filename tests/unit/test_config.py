@@ -61,3 +61,10 @@ def test_every_serve_config_passes_ray_serves_schema_and_names_a_loadable_rt_ray
     for application in schema.applications:
         assert application.import_path == "rt_ray.serve.app:build_app"
         load_config(REPO / application.args["config"], application.args.get("overrides", []))
+
+
+def test_relative_paths_resolve_for_workers_that_run_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config({"generation": {"output_dir": "runs/x"}}).with_absolute_paths()
+    assert cfg.generation.output_dir == tmp_path / "runs" / "x"
+    assert cfg.teacher.cache_dir.is_absolute() and cfg.task.bigbench_dir.is_absolute()
