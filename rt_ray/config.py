@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,6 +179,13 @@ class TrackingConfig(Section):
     tracking_uri: str | None = None
     experiment: str = "rt-ray"
 
+    def resolved_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{Path('mlflow.db').resolve()}"
+
 
 class RayConfig(Section):
     # None starts (or joins, through RAY_ADDRESS) a local cluster; "auto" joins a running one.
@@ -209,6 +217,8 @@ class RtRayConfig(Section):
                 for key, value in section.items():
                     if isinstance(value, Path):
                         section[key] = value.resolve()
+        # The default MLflow store is a file in the working directory, too.
+        tree["tracking"]["tracking_uri"] = self.tracking.resolved_uri()
         return RtRayConfig.model_validate(tree)
 
     def fingerprint(self) -> str:

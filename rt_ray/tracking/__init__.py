@@ -10,7 +10,6 @@ SQLite store (``./mlflow.db``, artifacts under ``./mlartifacts``).
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,11 +20,7 @@ MAX_PARAM_CHARS = 500
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
-    if cfg.tracking_uri:
-        return cfg.tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
+    return cfg.resolved_uri()
 
 
 def _mlflow(cfg: TrackingConfig):

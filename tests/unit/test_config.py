@@ -68,3 +68,6 @@ def test_relative_paths_resolve_for_workers_that_run_elsewhere(tmp_path, monkeyp
     cfg = parse_config({"generation": {"output_dir": "runs/x"}}).with_absolute_paths()
     assert cfg.generation.output_dir == tmp_path / "runs" / "x"
     assert cfg.teacher.cache_dir.is_absolute() and cfg.task.bigbench_dir.is_absolute()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    expected = "sqlite:///" + str(tmp_path / "mlflow.db")
+    assert parse_config({}).with_absolute_paths().tracking.tracking_uri == expected
