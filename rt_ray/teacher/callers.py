@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pandas as pd
 from pydantic import SecretStr
 
 from rt_ray.config import TeacherConfig
@@ -28,16 +29,12 @@ class TeacherCaller:
         )
         self.plan = SamplingPlan(**plan)
 
-    async def __call__(self, batch: dict) -> dict:
-        # Columns of numpy arrays in, columns of lists out: no pandas in the actor, whose imports
-        # sit on the critical path of the first teacher request.
-        columns = list(batch)
-        rows = [{c: batch[c][i].item() if hasattr(batch[c][i], "item") else batch[c][i] for c in columns}
-                for i in range(len(batch[columns[0]]))]  # fmt: skip
+    async def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        rows = batch.to_dict("records")
         outcomes = await asyncio.gather(*(teach_question(self.client, Sample.from_row(r), self.plan) for r in rows))
-        out = {c: [r[c] for r in rows] for c in columns}
-        out["status"] = [o["status"] for o in outcomes]
-        out["error"] = [o["error"] for o in outcomes]
-        out["samples_json"] = [json.dumps(o["samples"]) for o in outcomes]
-        out["stats_json"] = [json.dumps(o["stats"]) for o in outcomes]
-        return out
+        for row, outcome in zip(rows, outcomes):
+            row["status"] = outcome["status"]
+            row["error"] = outcome["error"]
+            row["samples_json"] = json.dumps(outcome["samples"])
+            row["stats_json"] = json.dumps(outcome["stats"])
+        return pd.DataFrame(rows)

@@ -129,7 +129,7 @@ def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, 
     return ds.map_batches(
         TeacherCaller,
         batch_size=None,
-        batch_format="numpy",
+        batch_format="pandas",
         fn_constructor_kwargs={
             "teacher": cfg.teacher.model_dump(mode="json"),
             "plan": plan,
