@@ -177,7 +177,7 @@ def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, co
     totals = CallStats()
     rows, outcomes, records = [], [], []
     columns = (
-        TextColumn("[bold]teacher"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("[bold]teacher"), BarColumn(bar_width=10), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}"),
     )  # fmt: skip
     try:
@@ -193,8 +193,8 @@ def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, co
                     records.extend(sample_records(row, outcome))
                 kept = sum(r["correct"] for r in records)
                 detail = (
-                    f"kept {kept}/{len(records)}  sent {totals.requests}  cached {totals.cache_hits}  "
-                    f"retries {totals.retries}  ${totals.cost_usd:.4f}"
+                    f"kept {kept}/{len(records)} sent {totals.requests} cached {totals.cache_hits} "
+                    f"retried {totals.retries} ${totals.cost_usd:.3f}"
                 )
                 progress.update(bar, completed=len(outcomes), detail=detail)
     finally:
