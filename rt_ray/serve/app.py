@@ -33,7 +33,7 @@ from rt_ray.serve.schemas import (
     completion_body, new_id, split_rationale,
 )  # fmt: skip
 from rt_ray.student.formats import student_input
-from rt_ray.student.generation import Generated, generate_texts
+from rt_ray.student.generation import Generated, generate_texts, encode_prompt, sampling_kwargs
 from rt_ray.tasks.answers import FT_COT_PREFIX
 
 logger = logging.getLogger("rt_ray.serve")
@@ -243,13 +243,11 @@ class StudentServer:
     def _generate_streaming(self, job: Job, streamer) -> None:
         import torch
 
-        ids = self.tokenizer(job.prompt, add_special_tokens=False)["input_ids"]
-        if self.arch == "encoder-decoder":
-            ids = ids + [self.tokenizer.eos_token_id]
-        sampling = {"do_sample": True, "temperature": job.temperature, "top_p": job.top_p} if job.temperature > 0 else {"do_sample": False}
+        ids = encode_prompt(self.tokenizer, job.prompt, self.arch)
         with self._model_lock, torch.no_grad():
             self.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=job.max_tokens, streamer=streamer,
-                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id, **sampling)  # fmt: skip
+                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                                **sampling_kwargs(job.temperature, job.top_p))  # fmt: skip
 
 
 def deployment_options(cfg: ServeConfig) -> dict:

@@ -8,7 +8,6 @@ alone) and ``zero_shot`` (``Q: question\\n\\nA:``, the untrained student's own a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from rt_ray.student.generation import generate_texts
 from rt_ray.student.scoring import accuracy_report, judge_generation
 from rt_ray.tasks import load_task_data
 from rt_ray.tasks.base import Sample
+from rt_ray.teacher.pipeline import write_jsonl
 
 
 def prompt_for(question: str, arch: str, mode: str) -> str:
@@ -86,5 +86,5 @@ def evaluate_student(
     predictions = [{k: (bool(v) if k in ("correct", "correct_format") else v) for k, v in p.items()} for p in predictions]
     if predictions_path is not None:
         predictions_path.parent.mkdir(parents=True, exist_ok=True)
-        predictions_path.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+        write_jsonl(predictions_path, predictions)
     return accuracy_report(predictions), predictions

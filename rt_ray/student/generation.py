@@ -17,26 +17,33 @@ class Generated:
     finish_reason: str  # "stop" (EOS) or "length"
 
 
+def sampling_kwargs(temperature: float, top_p: float) -> dict:
+    """generate() arguments: greedy at temperature 0, nucleus sampling above it."""
+    return {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+
+
+def encode_prompt(tokenizer, prompt: str, arch: str) -> list[int]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if arch == "encoder-decoder" else ids  # as in training
+
+
 def generate_texts(
     model, tokenizer, arch: str, prompts: list[str], max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0
 ) -> list[Generated]:
     import torch
 
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    if arch == "encoder-decoder":
-        ids = [i + [eos] for i in ids]  # as in training
+    ids = [encode_prompt(tokenizer, p, arch) for p in prompts]
     width = max(len(i) for i in ids)
     # Decoder students are padded on the left so generation continues right after each prompt;
     # generate() derives position ids from the attention mask.
     left = arch == "decoder"
     padded = [([pad] * (width - len(i)) + i) if left else (i + [pad] * (width - len(i))) for i in ids]
     mask = [([0] * (width - len(i)) + [1] * len(i)) if left else ([1] * len(i) + [0] * (width - len(i))) for i in ids]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
     with torch.no_grad():
         output = model.generate(
             input_ids=torch.tensor(padded), attention_mask=torch.tensor(mask), max_new_tokens=max_new_tokens,
-            pad_token_id=pad, eos_token_id=eos, **sampling,
+            pad_token_id=pad, eos_token_id=eos, **sampling_kwargs(temperature, top_p),
         )  # fmt: skip
     new_tokens = output[:, width:] if left else output[:, 1:]  # encoder-decoder output starts with the start token
     results = []

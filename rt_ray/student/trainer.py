@@ -10,7 +10,6 @@ Ray Data dataset (``get_dataset_shard``); the test split is never trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -22,7 +21,7 @@ from rt_ray.student.data import tokenize_pair, training_pairs
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, student_spec
 from rt_ray.tasks import load_task_data
-from rt_ray.teacher.pipeline import read_finished_generation
+from rt_ray.teacher.pipeline import file_sha256, read_finished_generation
 
 
 class TrainingDataError(ValueError):
@@ -44,7 +43,7 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     lineage = {
         "generation_run_id": stats.get("mlflow_run_id", ""),
-        "filtered_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "filtered_sha256": file_sha256(path),
         "teacher_model": stats.get("teacher_model", ""),
     }
     return records, lineage
