@@ -36,8 +36,10 @@ def _user_error(error: BaseException) -> str | None:
     from rt_ray.teacher.client import TeacherFatalError
     from rt_ray.teacher.pipeline import GenerationNotFinished, TeacherUnavailable
 
+    from rt_ray.pipeline.run import PipelineStopped
+
     known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError,
-             GenerationNotFinished, TrainingDataError)  # fmt: skip
+             GenerationNotFinished, TrainingDataError, PipelineStopped)  # fmt: skip
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -210,8 +212,6 @@ def sweep(
 @app.command()
 def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it)."""
-    import time
-
     from ray import serve as ray_serve
 
     from rt_ray.cluster import ensure_ray
@@ -227,11 +227,63 @@ def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = Set
         return
     base = f"http://{cfg.serve.host}:{cfg.serve.port}"
     console.print(f"student [bold]{cfg.serve.model_name}[/bold] at {base}/v1 (OpenAI API), {base}/v1/solve, {base}/healthz")
+    _serve_until_interrupted()
+
+
+@app.command()
+def deploy(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """Deploy the trained student on the running cluster's Ray Serve and return; it stays up after this
+    process ends (``serve shutdown`` or ``serve delete student`` removes it)."""
+    from ray import serve as ray_serve
+
+    from rt_ray.cluster import ensure_ray
+    from rt_ray.serve.app import app_from_config
+
+    def deploy_stage(cfg: RtRayConfig) -> str:
+        ensure_ray(cfg.ray)
+        ray_serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+        ray_serve.run(app_from_config(cfg), name="student", route_prefix="/", blocking=False)
+        return f"http://{cfg.serve.host}:{cfg.serve.port}"
+
+    cfg, base = _run_stage(config, set_, deploy_stage)
+    console.print(f"student [bold]{cfg.serve.model_name}[/bold] deployed at {base}/v1 (OpenAI API) and {base}/v1/solve")
+
+
+@app.command()
+def pipeline(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """The whole pipeline: teacher -> sweep (or one train) -> baselines -> deploy -> sample queries,
+    then one report. Starts what it needs locally (Ray, teacher simulator, MLflow store) and stops it."""
+    from rt_ray.pipeline.run import run_pipeline
+
+    cfg, report = _run_stage(config, set_, lambda cfg: run_pipeline(cfg, console=console))
+    if cfg.pipeline.keep_serving and report.get("endpoint"):
+        _serve_until_interrupted()
+
+
+def _serve_until_interrupted() -> None:
+    import time
+
+    from ray import serve as ray_serve
+
+    console.print("serving until Ctrl-C")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         ray_serve.shutdown()
+
+
+@app.command()
+def experiment(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+    """The paper's comparison per task over seeds: teacher, zero-shot, vanilla, Fine-tune-CoT at each D.
+    Writes summary.json, results.md and a plot to experiment.output_dir, all under one MLflow parent run;
+    a rerun does only the runs that are missing."""
+    from rt_ray.experiment.run import run_experiment
+
+    _, outcome = _run_stage(config, set_, lambda cfg: run_experiment(cfg, console=console))
+    Console(width=140).print(outcome["table"])
+    console.print(f"report in [bold]{outcome['report_dir']}[/bold] (MLflow parent run {outcome['parent_run_id']}), "
+                  f"{outcome['wall_s'] / 60:.1f} min")
 
 
 @app.command("show-config")

@@ -119,6 +119,7 @@ class StudentConfig(Section):
     eval_batch_size: int = Field(32, gt=0)
     eval_replicas: int = Field(2, gt=0, description="model replicas (Ray Data actors) that evaluate")
     eval_cpus: float = Field(1, gt=0, description="CPUs per evaluation replica")
+    eval_gpus: float = Field(0, ge=0, description="GPUs per evaluation replica (0: CPU)")
     registered_name: str = Field("rt-ray-student", description="MLflow Model Registry name")
 
 
@@ -179,12 +180,40 @@ class TrackingConfig(Section):
     tracking_uri: str | None = None
     experiment: str = "rt-ray"
 
-    def resolved_uri(self) -> str:
+    def resolved_uri(self, base: Path | None = None) -> str:
         if self.tracking_uri:
             return self.tracking_uri
         if os.environ.get("MLFLOW_TRACKING_URI"):
             return os.environ["MLFLOW_TRACKING_URI"]
-        return f"sqlite:///{Path('mlflow.db').resolve()}"
+        return f"sqlite:///{((base or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+class PipelineConfig(Section):
+    """What ``rt-ray pipeline`` runs after the teacher stage."""
+
+    sweep: bool = Field(True, description="sweep D (sweep section); false: one train with the train section")
+    baselines: bool = Field(True, description="also measure the zero-shot student and a vanilla fine-tune")
+    deploy: bool = Field(True, description="deploy the champion on Ray Serve and send sample queries")
+    sample_queries: int = Field(3, ge=0, description="test questions sent to the deployed student")
+    keep_serving: bool = Field(False, description="leave the deployment up when the pipeline ends")
+    output_dir: Path = Path("runs/default/pipeline")
+
+
+class ExperimentConfig(Section):
+    """``rt-ray experiment``: the paper's comparison (zero-shot, vanilla, Fine-tune-CoT at each D) per task, over seeds."""
+
+    # Column label -> dotted overrides of this config for that task, e.g.
+    # {"coin_flip": {"task.name": "coin_flip", "train.max_steps": 400}}.
+    tasks: dict[str, dict[str, Any]] = {}
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="student seeds (init and data order)")
+    degrees: list[int] = Field([1, 4], min_length=1, description="Fine-tune-CoT degrees D; 1 is greedy-like Fine-tune-CoT")
+    output_dir: Path = Path("runs/default/experiment")
+
+    @model_validator(mode="after")
+    def _degrees_positive(self) -> "ExperimentConfig":
+        if any(d < 1 for d in self.degrees):
+            raise ValueError(f"experiment.degrees must be >= 1, got {self.degrees}")
+        return self
 
 
 class RayConfig(Section):
@@ -202,23 +231,26 @@ class RtRayConfig(Section):
     sweep: SweepConfig = SweepConfig()
     serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig = TrackingConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
     ray: RayConfig = RayConfig()
 
     def flat(self) -> dict[str, Any]:
         """Every value as ``section.key`` -> value, for MLflow params. Holds no secret by design."""
         return _flatten(self.model_dump(mode="json"))
 
-    def with_absolute_paths(self) -> "RtRayConfig":
-        """A copy whose relative paths are resolved against this process's working directory, for
-        Ray workers and Tune trials, which run elsewhere (Tune moves each trial into its own folder)."""
+    def with_absolute_paths(self, base: Path | None = None) -> "RtRayConfig":
+        """A copy whose relative paths are resolved against ``base`` (default: this process's working
+        directory), for Ray workers, Tune trials and Serve replicas, which run elsewhere."""
+        base = Path(base or Path.cwd())
         tree = self.model_dump()
         for section_name, section in tree.items():
             if isinstance(section, dict):
                 for key, value in section.items():
                     if isinstance(value, Path):
-                        section[key] = value.resolve()
+                        section[key] = (base / value).resolve()
         # The default MLflow store is a file in the working directory, too.
-        tree["tracking"]["tracking_uri"] = self.tracking.resolved_uri()
+        tree["tracking"]["tracking_uri"] = self.tracking.resolved_uri(base)
         return RtRayConfig.model_validate(tree)
 
     def fingerprint(self) -> str:
@@ -241,16 +273,21 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
     dotted, raw = assignment.split("=", 1)
+    set_dotted(tree, dotted, yaml.safe_load(raw) if raw.strip() else None, origin="--set")
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str = "override") -> None:
+    """Set ``tree[a][b][c] = value`` for ``a.b.c``, creating sections on the way."""
     keys = dotted.strip().split(".")
     if not all(keys):
-        raise ConfigError(f"--set has an empty key in {dotted!r}")
+        raise ConfigError(f"{origin} has an empty key in {dotted!r}")
     node = tree
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {key!r} is a value, not a section")
+            raise ConfigError(f"{origin} {dotted}: {key!r} is a value, not a section")
         node = child
-    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    node[keys[-1]] = value
 
 
 def describe_validation_error(err: ValidationError, source: str) -> str:

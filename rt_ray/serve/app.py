@@ -33,7 +33,14 @@ from rt_ray.serve.schemas import (
     completion_body, new_id, split_rationale,
 )  # fmt: skip
 from rt_ray.student.formats import student_input
-from rt_ray.student.generation import Generated, generate_texts, encode_prompt, sampling_kwargs
+from rt_ray.student.generation import (
+    Generated,
+    PromptTooLong,
+    encode_prompt,
+    generate_texts,
+    new_token_room,
+    sampling_kwargs,
+)
 from rt_ray.tasks.answers import FT_COT_PREFIX
 
 logger = logging.getLogger("rt_ray.serve")
@@ -114,6 +121,8 @@ class StudentServer:
 
         torch.set_num_threads(threads)
         self.model, self.tokenizer, self.arch = load_served_student(settings["model_source"], settings.get("tracking_uri"))
+        if torch.cuda.is_available():  # only when the replica was given a GPU (serve.num_gpus)
+            self.model.to("cuda")
         token = settings.get("api_key")
         self.api_key = token.get_secret_value() if token is not None else None
         self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -155,6 +164,10 @@ class StudentServer:
 
     def _check(self, prompt: str, sampling: Sampling) -> None:
         check_limits(prompt, sampling, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars)
+        try:
+            new_token_room(self.model, self.arch, len(encode_prompt(self.tokenizer, prompt, self.arch)), sampling.max_tokens)
+        except PromptTooLong as error:
+            raise RequestError(str(error), "prompt") from None
         if sampling.model not in (None, self.cfg.model_name):
             raise RequestError(f"model {sampling.model!r} is not served here; this server has {self.cfg.model_name!r}", "model", 404)
         if sampling.stream and sampling.n > 1:
@@ -208,8 +221,9 @@ class StudentServer:
         except TaskDataError as error:
             raise RequestError(str(error), "task") from None
         sampling = Sampling(max_tokens=self.cfg.max_tokens_cap)
-        self._check(body.question, sampling)
-        (output,) = await self._complete(student_input(body.question, self.arch), sampling)
+        prompt = student_input(body.question, self.arch)
+        self._check(prompt, sampling)
+        (output,) = await self._complete(prompt, sampling)
         return {"task": task.name, "rationale": split_rationale(output.text), "answer": task.parse(output.text, prefix=FT_COT_PREFIX),
                 "raw": output.text}  # fmt: skip
 
@@ -245,7 +259,8 @@ class StudentServer:
 
         ids = encode_prompt(self.tokenizer, job.prompt, self.arch)
         with self._model_lock, torch.no_grad():
-            self.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=job.max_tokens, streamer=streamer,
+            room = new_token_room(self.model, self.arch, len(ids), job.max_tokens)
+            self.model.generate(input_ids=torch.tensor([ids], device=self.model.device), max_new_tokens=room, streamer=streamer,
                                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
                                 **sampling_kwargs(job.temperature, job.top_p))  # fmt: skip
 
@@ -284,5 +299,15 @@ def app_from_config(cfg: RtRayConfig):
 
 
 def build_app(args: dict[str, Any]):
-    """Application builder for ``serve run`` / ``serve deploy``: args ``config`` and optional ``overrides``."""
-    return app_from_config(load_config(args.get("config"), args.get("overrides") or []))
+    """Application builder for ``serve run`` / ``serve deploy``: args ``config``, optional ``overrides``
+    and ``base_dir``. ``serve deploy`` builds the app in a process whose working directory is not the
+    checkout, so a relative config path (and the config's own relative paths) resolve against
+    ``base_dir``: by default the working directory when the config is found there, else the rt-ray
+    checkout this package was installed from (editable installs, cluster.yaml's file mount)."""
+    config = args.get("config")
+    found_here = config is not None and Path(config).is_file()
+    base = Path(args.get("base_dir") or (Path.cwd() if found_here else Path(__file__).resolve().parents[2]))
+    if config is not None and not Path(config).is_absolute():
+        config = base / config
+    cfg = load_config(config, args.get("overrides") or [])
+    return app_from_config(cfg.with_absolute_paths(base))

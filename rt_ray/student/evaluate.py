@@ -41,6 +41,8 @@ class StudentPredictor:
         else:
             self.model, self.tokenizer = build_student(source["spec"], seed=source.get("seed", 0))
             self.arch = source["spec"]["arch"]
+        if torch.cuda.is_available():  # only when Ray gave this replica a GPU (student.eval_gpus)
+            self.model.to("cuda")
         self.model.eval()
         self.mode, self.max_new_tokens = mode, max_new_tokens
 
@@ -80,6 +82,7 @@ def evaluate_student(
                                "threads": max(1, int(student.eval_cpus))},  # fmt: skip
         compute=ray.data.ActorPoolStrategy(size=student.eval_replicas),
         num_cpus=student.eval_cpus,
+        **({"num_gpus": student.eval_gpus} if student.eval_gpus else {}),
     )
     order = {s.id: index for index, s in enumerate(test)}
     predictions = sorted(predicted.take_all(), key=lambda p: order[p["id"]])

@@ -17,6 +17,29 @@ class Generated:
     finish_reason: str  # "stop" (EOS) or "length"
 
 
+class PromptTooLong(ValueError):
+    """A prompt that leaves no room in the model's context for an answer."""
+
+
+def context_length(model) -> int | None:
+    """Prompt plus output tokens a decoder can hold (learned positions); None where positions are relative (T5)."""
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def new_token_room(model, arch: str, prompt_tokens: int, wanted: int) -> int:
+    """How many new tokens fit after a prompt: a decoder's context bounds prompt and output together."""
+    limit = context_length(model) if arch == "decoder" else None
+    if limit is None:
+        return wanted
+    if prompt_tokens >= limit:
+        raise PromptTooLong(f"prompt has {prompt_tokens} tokens; the model's context holds {limit}")
+    return min(wanted, limit - prompt_tokens)
+
+
 def sampling_kwargs(temperature: float, top_p: float) -> dict:
     """generate() arguments: greedy at temperature 0, nucleus sampling above it."""
     return {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
@@ -35,6 +58,7 @@ def generate_texts(
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids = [encode_prompt(tokenizer, p, arch) for p in prompts]
     width = max(len(i) for i in ids)
+    max_new_tokens = new_token_room(model, arch, width, max_new_tokens)
     # Decoder students are padded on the left so generation continues right after each prompt;
     # generate() derives position ids from the attention mask.
     left = arch == "decoder"
@@ -42,7 +66,8 @@ def generate_texts(
     mask = [([0] * (width - len(i)) + [1] * len(i)) if left else ([1] * len(i) + [0] * (width - len(i))) for i in ids]
     with torch.no_grad():
         output = model.generate(
-            input_ids=torch.tensor(padded), attention_mask=torch.tensor(mask), max_new_tokens=max_new_tokens,
+            input_ids=torch.tensor(padded, device=model.device), attention_mask=torch.tensor(mask, device=model.device),
+            max_new_tokens=max_new_tokens,
             pad_token_id=pad, eos_token_id=eos, **sampling_kwargs(temperature, top_p),
         )  # fmt: skip
     new_tokens = output[:, width:] if left else output[:, 1:]  # encoder-decoder output starts with the start token

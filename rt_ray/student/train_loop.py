@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 TRAINER_STATE = "trainer_state.json"
@@ -77,7 +77,6 @@ def train_func(config: dict) -> None:
     device = engine.device
 
     shard = ray.train.get_dataset_shard("train")
-    collate = partial(_collate, pad_id=tokenizer.pad_token_id, pad_batch=pad_batch)
     step, micro, losses, tokens = start_step, 0, [], 0
     window_start = run_start = time.perf_counter()
 
@@ -107,10 +106,20 @@ def train_func(config: dict) -> None:
                     tracking.log_metrics_to_run(config["tracking_uri"], config["mlflow_run_id"], metrics, step)
             ray.train.report(metrics, checkpoint=saved)
 
+    # One Ray Data pass fills this worker's shard into memory (token ids: small next to the model);
+    # every epoch after it is a seeded reshuffle in memory. Re-reading the shard each epoch cost a
+    # Ray Data execution (3-4 s) per epoch, and one fixed order put a question's D rationales in the
+    # same batch every epoch.
+    rows = [{"input_ids": list(r["input_ids"]), "labels": list(r["labels"])} for r in shard.iter_rows()]
+    if not rows:
+        raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
+    shuffler = random.Random(config["seed"] * 1009 + rank)
     while step < max_steps:
         seen = micro
-        for batch in shard.iter_torch_batches(batch_size=config["batch_size"], collate_fn=collate):
-            batch = {key: value.to(device) for key, value in batch.items()}
+        shuffler.shuffle(rows)
+        for start in range(0, len(rows), config["batch_size"]):
+            padded = pad_batch(rows[start : start + config["batch_size"]], tokenizer.pad_token_id)
+            batch = {key: value.to(device) for key, value in padded.items()}
             loss = engine(**batch).loss
             engine.backward(loss)
             engine.step()
@@ -144,8 +153,3 @@ def _probe_logit_sum(engine, tokenizer, arch: str, device) -> float:
     engine.train()
     return value
 
-
-def _collate(batch, pad_id, pad_batch):
-    # Ray Data hands over columns of variable-length id lists; pad them per batch.
-    rows = [{"input_ids": ids, "labels": labels} for ids, labels in zip(batch["input_ids"], batch["labels"])]
-    return pad_batch(rows, pad_id)

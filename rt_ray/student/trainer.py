@@ -89,6 +89,19 @@ def fit(cfg: RtRayConfig, rows: list[dict], loop_config: dict, name: str):
     return trainer.fit()
 
 
+def prepare_training(cfg: RtRayConfig, fmt: str, degree: int | None, held_out: set[str] | None = None) -> tuple[list, dict, dict]:
+    """(source/target pairs, the student's spec with its tokenizer trained on them, data lineage)."""
+    data = load_task_data(cfg.task)
+    filtered, lineage = read_filtered(cfg) if fmt == "ft_cot" else ([], {})
+    held_out = held_out or set()
+    filtered = [r for r in filtered if r["question_id"] not in held_out]
+    train = [s for s in data.train if s.id not in held_out]
+    pairs = training_pairs(filtered, train, fmt, degree, cfg.student.arch)
+    if not pairs:
+        raise TrainingDataError(f"no {fmt} training samples in {cfg.generation.output_dir} (degree {degree})")
+    return pairs, student_spec(cfg.student, texts=[source + target for source, target in pairs]), lineage
+
+
 def train_student(
     cfg: RtRayConfig,
     fmt: str | None = None,
@@ -106,15 +119,7 @@ def train_student(
 
     fmt = fmt or cfg.student.format
     output_dir = Path(output_dir or cfg.train.output_dir)
-    data = load_task_data(cfg.task)
-    filtered, lineage = read_filtered(cfg) if fmt == "ft_cot" else ([], {})
-    held_out = held_out or set()
-    filtered = [r for r in filtered if r["question_id"] not in held_out]
-    train = [s for s in data.train if s.id not in held_out]
-    pairs = training_pairs(filtered, train, fmt, degree, cfg.student.arch)
-    if not pairs:
-        raise TrainingDataError(f"no {fmt} training samples in {cfg.generation.output_dir} (degree {degree})")
-    spec = student_spec(cfg.student, texts=[source + target for source, target in pairs])
+    pairs, spec, lineage = prepare_training(cfg, fmt, degree, held_out)
     tokenizer = load_tokenizer(spec)
     rows = [tokenize_pair(tokenizer, s, t, cfg.student.arch, cfg.student.max_length) for s, t in pairs]
     # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.

@@ -26,7 +26,7 @@ from rt_ray.sweep.space import other_knobs, plot_accuracy_vs_degree, results_row
 SWEEP_STATE = "sweep_state.json"
 
 
-def sweep_trial(params: dict) -> None:
+def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str) -> None:
     """One Tune trial: train the student on the first D rationales, evaluate it, report to Tune."""
     import ray.tune
 
@@ -34,9 +34,7 @@ def sweep_trial(params: dict) -> None:
     from rt_ray.student.trainer import train_student
     from rt_ray.tasks import load_task_data
 
-    base = params["base_config"]
-    knobs = {k: v for k, v in params.items() if k not in ("base_config", "parent_run_id")}
-    tree = json.loads(json.dumps(base))
+    tree = json.loads(json.dumps(base_config))
     for assignment in trial_overrides(knobs):
         apply_override(tree, assignment)
     cfg = parse_config(tree)
@@ -51,7 +49,7 @@ def sweep_trial(params: dict) -> None:
     started = time.monotonic()
     name = f"{cfg.run_name}-D{knobs['degree']}-" + "-".join(f"{k}{v}" for k, v in knobs.items() if k != "degree")
     result = train_student(cfg, fmt="ft_cot", degree=knobs["degree"], output_dir=out, held_out=held_out,
-                           parent_run_id=params["parent_run_id"], run_name=name.rstrip("-"))  # fmt: skip
+                           parent_run_id=parent_run_id, run_name=name.rstrip("-"))  # fmt: skip
     source = {"path": str(result.model_dir)}
     validation_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_validation.jsonl", samples=validation)
     test_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_test.jsonl")
@@ -102,16 +100,15 @@ def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = 
         if not state_path.is_file() or not ray.tune.Tuner.can_restore(f"{storage}/{name}"):
             raise FileNotFoundError(f"no sweep to resume in {out}; run without --resume first")
         parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
-        tuner = ray.tune.Tuner.restore(f"{storage}/{name}", trainable=_trainable(cfg), resume_errored=True)
+        tuner = ray.tune.Tuner.restore(f"{storage}/{name}", trainable=_trainable(tree, parent_run_id), resume_errored=True)
         with tracking.resumed_run(cfg.tracking, parent_run_id):
             grid = tuner.fit()
             return _finish(cfg, grid, space, parent_run_id, out, console)
     with tracking.tracked_run(cfg, stage="sweep", run_name=f"{cfg.run_name}-sweep") as parent_run_id:
         state_path.write_text(json.dumps({"parent_run_id": parent_run_id}))
-        param_space = {"base_config": tree, "parent_run_id": parent_run_id}
-        param_space.update({k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()})
+        param_space = {k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()}
         tuner = ray.tune.Tuner(
-            _trainable(cfg),
+            _trainable(tree, parent_run_id),
             param_space=param_space,
             tune_config=ray.tune.TuneConfig(
                 metric=cfg.sweep.metric, mode="max", num_samples=cfg.sweep.num_samples,
@@ -123,12 +120,14 @@ def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = 
         return _finish(cfg, grid, space, parent_run_id, out, console)
 
 
-def _trainable(cfg: RtRayConfig):
+def _trainable(base_config: dict, parent_run_id: str):
     import ray.tune
 
-    # The trial function only drives its TorchTrainer, whose workers reserve the CPUs/GPUs; so the
-    # trial asks for no CPU (Tune needs some resource in a request: a little memory).
-    return ray.tune.with_resources(sweep_trial, {"CPU": 0, "memory": 256 * 2**20})
+    # The base config travels beside the search space (tune.with_parameters), so Tune's tables and
+    # trial names show only the knobs. The trial function only drives its TorchTrainer, whose workers
+    # reserve the CPUs/GPUs; so the trial asks for no CPU (Tune needs some resource: a little memory).
+    trainable = ray.tune.with_parameters(sweep_trial, base_config=base_config, parent_run_id=parent_run_id)
+    return ray.tune.with_resources(trainable, {"CPU": 0, "memory": 256 * 2**20})
 
 
 def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path, console: Console) -> dict:
@@ -137,7 +136,7 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path, 
     for result in grid:
         if result.error is not None or not result.metrics or metric not in result.metrics:
             continue
-        params = {k: v for k, v in result.config.items() if k not in ("base_config", "parent_run_id")}
+        params = dict(result.config)
         trials.append({"params": params, **{k: result.metrics[k] for k in
                        ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")}})  # fmt: skip
     if not trials:

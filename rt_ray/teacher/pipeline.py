@@ -203,7 +203,7 @@ def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, co
     return rows, outcomes, records, totals
 
 
-def generate(cfg: RtRayConfig, console: Console | None = None) -> GenerationResult:
+def generate(cfg: RtRayConfig, console: Console | None = None, parent_run_id: str | None = None) -> GenerationResult:
     from rt_ray import tracking
 
     console = console or Console(stderr=True)
@@ -236,7 +236,7 @@ def generate(cfg: RtRayConfig, console: Console | None = None) -> GenerationResu
     write_jsonl(out / "failures.jsonl", failures)
     pd.DataFrame(kept, columns=list(records[0]) if records else None).to_parquet(out / "filtered.parquet")
     stats["filtered_sha256"] = file_sha256(out / "filtered.jsonl")
-    with tracking.tracked_run(cfg, stage="generate") as run_id:
+    with tracking.tracked_run(cfg, stage="generate", parent_run_id=parent_run_id) as run_id:
         stats["mlflow_run_id"] = run_id
         tracking.log_metrics(stats)
         tracking.set_tags({"rt_ray.filtered_sha256": stats["filtered_sha256"], "rt_ray.status": stats["status"]})

@@ -1,0 +1,157 @@
+"""``rt-ray experiment``: the paper's comparison, run with rt-ray's own stages.
+
+    rt-ray experiment -c configs/paper-mini.yaml
+
+For each task: the teacher stage once (at the largest D; the teacher's accuracy), then per seed the
+student's zero-shot baseline, vanilla fine-tuning and Fine-tune-CoT at each D. Every number is an
+MLflow run under one parent run. Finished runs are recorded in runs.jsonl as they complete, so a
+rerun (after Ctrl-C or a failure) does only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rt_ray import tracking
+from rt_ray.config import RtRayConfig, parse_config
+from rt_ray.experiment.plan import (
+    TEACHER,
+    findings,
+    findings_markdown,
+    ft_cot_method,
+    methods,
+    plot_accuracy_vs_degree,
+    results_markdown,
+    run_key,
+    summarize,
+    task_configs,
+)
+
+RUNS_FILE = "runs.jsonl"
+STATE_FILE = "experiment_state.json"
+
+
+def with_seed(cfg: RtRayConfig, seed: int) -> RtRayConfig:
+    tree = cfg.model_dump(mode="json")
+    tree["train"]["seed"] = seed
+    return parse_config(tree)
+
+
+def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -> dict:
+    """The untrained student (same architecture and tokenizer recipe as its Fine-tune-CoT self)."""
+    from rt_ray.student.evaluate import evaluate_student
+    from rt_ray.student.trainer import prepare_training
+
+    _, spec, _ = prepare_training(cfg, "ft_cot", max(cfg.experiment.degrees))
+    out = Path(cfg.train.output_dir) / f"zero_shot_s{seed}"
+    with tracking.tracked_run(cfg, stage="evaluate", run_name=f"{label}-zero_shot-s{seed}", parent_run_id=parent_run_id,
+                              tags={"rt_ray.method": "zero_shot", "rt_ray.seed": seed}) as run_id:  # fmt: skip
+        report, _ = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", out / "predictions.jsonl")
+        tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
+    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": run_id}
+
+
+def trained_run(cfg: RtRayConfig, label: str, method: str, seed: int, parent_run_id: str) -> dict:
+    """Fine-tune (vanilla, or Fine-tune-CoT on the first D rationales), then test accuracy into the same run."""
+    from rt_ray.student.evaluate import evaluate_student
+    from rt_ray.student.trainer import train_student
+
+    fmt, degree = ("vanilla", None) if method == "vanilla" else ("ft_cot", int(method.removeprefix("ft_cot_d")))
+    out = Path(cfg.train.output_dir) / f"{method}_s{seed}"
+    result = train_student(cfg, fmt=fmt, degree=degree, output_dir=out, parent_run_id=parent_run_id,
+                           run_name=f"{label}-{method}-s{seed}")  # fmt: skip
+    report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, out / "predictions.jsonl")
+    with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
+        tracking.set_tags({"rt_ray.method": method, "rt_ray.seed": seed})
+        tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
+    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": result.mlflow_run_id,
+            "train_samples": result.metrics["train_samples"], "train_wall_s": result.metrics["wall_s"]}  # fmt: skip
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def append_record(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def parent_run(cfg: RtRayConfig, out: Path) -> str:
+    """The experiment's MLflow parent run: reused on a rerun, so children stay together."""
+    state = out / STATE_FILE
+    if state.is_file():
+        return json.loads(state.read_text())["parent_run_id"]
+    with tracking.tracked_run(cfg, stage="experiment", run_name=f"{cfg.run_name}-experiment") as run_id:
+        pass
+    state.write_text(json.dumps({"parent_run_id": run_id}))
+    return run_id
+
+
+def run_experiment(cfg: RtRayConfig, console: Console | None = None) -> dict:
+    from rt_ray.cluster import ensure_ray
+    from rt_ray.teacher.pipeline import generate
+
+    console = console or Console(stderr=True)
+    cfg = cfg.with_absolute_paths()
+    exp = cfg.experiment
+    configs = task_configs(cfg)  # every task's config is checked before any work starts
+    out = Path(exp.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_ray(cfg.ray)
+    started = time.monotonic()
+    parent_run_id = parent_run(cfg, out)
+    runs_path = out / RUNS_FILE
+    records = read_records(runs_path)
+    done = {run_key(r["task"], r["method"], r["seed"]) for r in records}
+    names = methods(exp.degrees)
+    total = len(configs) * (1 + len(exp.seeds) * len(names))
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        progress = bar.add_task("experiment", total=total, completed=len(done))
+        for label, task_cfg in configs.items():
+            plan = [(TEACHER, None)] + [(m, s) for s in exp.seeds for m in names]
+            for method, seed in plan:
+                if run_key(label, method, seed) in done:
+                    continue
+                bar.update(progress, description=f"{label}: {method}" + (f" seed {seed}" if seed is not None else ""))
+                if method == TEACHER:
+                    stats = generate(task_cfg, console=console, parent_run_id=parent_run_id).stats
+                    outcome = {"accuracy": stats["teacher_accuracy"], "n": stats["rationales"],
+                               "mlflow_run_id": stats["mlflow_run_id"], "requests_sent": stats["requests_sent"]}  # fmt: skip
+                elif method == "zero_shot":
+                    outcome = zero_shot_run(with_seed(task_cfg, seed), label, seed, parent_run_id)
+                else:
+                    outcome = trained_run(with_seed(task_cfg, seed), label, method, seed, parent_run_id)
+                record = {"task": label, "method": method, "seed": seed, **outcome}
+                append_record(runs_path, record)
+                records.append(record)
+                bar.advance(progress)
+    return write_report(cfg, records, list(configs), names, parent_run_id, time.monotonic() - started)
+
+
+def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float) -> dict:
+    out = Path(cfg.experiment.output_dir)
+    summary = summarize(records)
+    found = findings(summary, cfg.experiment.degrees)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "findings.json").write_text(json.dumps(found, indent=2))
+    plot = plot_accuracy_vs_degree(summary, cfg.experiment.degrees, out / "accuracy_vs_degree.png")
+    table = results_markdown(summary, tasks, names)
+    seeds = ", ".join(str(s) for s in cfg.experiment.seeds)
+    text = (f"# {cfg.run_name}: Fine-tune-CoT against its baselines\n\n"
+            f"Test accuracy (%), mean ± std over seeds {seeds}; `teacher` is the teacher's accuracy on the training "
+            f"questions it answered (one run).\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
+            f"![accuracy against D](accuracy_vs_degree.png)\n")  # fmt: skip
+    (out / "results.md").write_text(text)
+    with tracking.resumed_run(cfg.tracking, parent_run_id):
+        tracking.log_metrics({f"{task}.{method}.mean": cell["mean"] for task, cells in summary.items() for method, cell in cells.items()})
+        tracking.log_metrics({"last_run_wall_s": wall_s})
+        for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
+            tracking.log_artifact(path, artifact_path="report")
+    return {"summary": summary, "findings": found, "table": table, "report_dir": str(out), "parent_run_id": parent_run_id, "wall_s": wall_s}

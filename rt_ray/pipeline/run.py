@@ -1,0 +1,185 @@
+"""The whole pipeline in one call: teacher -> sweep (or one train) -> baselines -> deploy -> report.
+
+    rt-ray pipeline -c configs/quickstart.yaml
+
+It starts what it needs locally (Ray, the teacher simulator, the MLflow store) and shuts down what
+it started; on a cluster (``ray job submit ... jobs/pipeline.py``) it joins the running one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from rt_ray import tracking
+from rt_ray.config import RtRayConfig, parse_config
+from rt_ray.pipeline.report import accuracy_rows, accuracy_table, report_markdown, samples_table, teacher_table
+
+
+class PipelineStopped(RuntimeError):
+    """The teacher stage stopped early (spending cap); nothing after it can run yet."""
+
+
+@dataclass
+class Champion:
+    model_dir: str
+    label: str
+    accuracy: float
+    n: int
+    overrides: dict  # train-section values it was trained with, so baselines get the same budget
+
+
+def with_values(cfg: RtRayConfig, **sections: dict) -> RtRayConfig:
+    tree = cfg.model_dump(mode="json")
+    for section, values in sections.items():
+        tree[section].update(values)
+    return parse_config(tree)
+
+
+def teacher_stage(cfg: RtRayConfig, console: Console) -> tuple[RtRayConfig, dict]:
+    from rt_ray.teacher.pipeline import generate
+
+    # The sweep trains on the first D of the largest D's rationales, so the teacher samples that many.
+    degree = max(cfg.sweep.degrees) if cfg.pipeline.sweep else cfg.generation.degree
+    cfg = with_values(cfg, generation={"degree": degree})
+    stats = generate(cfg, console=console).stats
+    if stats["status"] == "stopped_budget":
+        raise PipelineStopped(f"teacher.max_cost_usd={cfg.teacher.max_cost_usd} reached; rerun with a higher cap "
+                              "(stored samples are not paid for again)")  # fmt: skip
+    return cfg, stats
+
+
+def student_stage(cfg: RtRayConfig, console: Console) -> tuple[Champion, dict]:
+    if cfg.pipeline.sweep:
+        from rt_ray.sweep.tuner import run_sweep
+
+        outcome = run_sweep(cfg, console=console)
+        best = outcome["trials"][0]
+        overrides = {k: best["params"][k] for k in ("lr", "max_steps") if k in best["params"]}
+        champion = Champion(best["model_dir"], f"Fine-tune-CoT, D={best['params']['degree']}", best["test_accuracy"], 0, overrides)
+        return champion, outcome
+    from rt_ray.student.stage import run_train_stage
+
+    summary = run_train_stage(cfg)
+    label = f"Fine-tune-CoT, D={cfg.generation.degree}" if summary["format"] == "ft_cot" else summary["format"]
+    return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}), {}
+
+
+def baseline_stage(cfg: RtRayConfig, champion: Champion) -> dict:
+    """Zero-shot and vanilla (answer-only, same step budget) students, beside the champion re-scored."""
+    from rt_ray.student.stage import run_evaluate_stage
+
+    out = Path(cfg.pipeline.output_dir) / "baselines"
+    eval_cfg = with_values(cfg, train={**champion.overrides, "output_dir": str(out)})
+    results = run_evaluate_stage(eval_cfg, model_dir=Path(champion.model_dir), baselines=True)["results"]
+    scored = results.pop(next(iter(results)))  # the champion's own format comes first
+    champion.accuracy, champion.n = scored["accuracy"], scored["n"]
+    return results
+
+
+def deploy_stage(cfg: RtRayConfig, champion: Champion, console: Console) -> tuple[str, list[dict]]:
+    """Deploy the champion on Ray Serve and ask it a few test questions over HTTP."""
+    from ray import serve
+
+    from rt_ray.serve.app import app_from_config, read_serve_token
+    from rt_ray.tasks import load_task_data
+
+    serve_cfg = with_values(cfg, serve={"model": champion.model_dir})
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    serve.run(app_from_config(serve_cfg), name="student", route_prefix="/")
+    endpoint = f"http://{cfg.serve.host}:{cfg.serve.port}"
+    console.print(f"champion deployed at [bold]{endpoint}/v1[/bold]")
+    token = read_serve_token(cfg.serve)
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    samples = []
+    for sample in load_task_data(cfg.task).test[: cfg.pipeline.sample_queries]:
+        reply = httpx.post(f"{endpoint}/v1/solve", json={"task": cfg.task.name, "question": sample.question},
+                           headers=headers, timeout=120)  # fmt: skip
+        reply.raise_for_status()
+        body = reply.json()
+        samples.append({"question": sample.question, "rationale": body["rationale"], "answer": body["answer"], "gold": sample.answer})
+    return endpoint, samples
+
+
+def undeploy(cfg: RtRayConfig) -> None:
+    from ray import serve
+
+    if not cfg.pipeline.keep_serving:
+        serve.shutdown()
+
+
+def run_pipeline(cfg: RtRayConfig, console: Console | None = None) -> dict:
+    import ray
+
+    from rt_ray.cluster import ensure_ray
+
+    console = console or Console(stderr=True)
+    cfg = cfg.with_absolute_paths()
+    started = time.monotonic()
+    started_ray = not ray.is_initialized()
+    ensure_ray(cfg.ray)
+    try:
+        cfg, teacher_stats = teacher_stage(cfg, console)
+        champion, sweep = student_stage(cfg, console)
+        baselines = baseline_stage(cfg, champion) if cfg.pipeline.baselines else {}
+        endpoint, samples = (None, [])
+        if cfg.pipeline.deploy:
+            endpoint, samples = deploy_stage(cfg, champion, console)
+        report = {
+            "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
+            "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_markdown": _sweep_markdown(cfg),
+            "sweep_metric": cfg.sweep.metric, "accuracy": accuracy_rows(teacher_stats, champion.__dict__, baselines),
+            "champion": champion.__dict__, "endpoint": endpoint, "samples": samples,
+            "report_dir": str(cfg.pipeline.output_dir),
+        }  # fmt: skip
+        write_report(cfg, report, sweep.get("plot"))
+        show_report(report, console)
+        return report
+    finally:
+        if cfg.pipeline.deploy:
+            undeploy(cfg)
+        if started_ray and not cfg.pipeline.keep_serving:
+            ray.shutdown()
+
+
+def _sweep_markdown(cfg: RtRayConfig) -> str | None:
+    path = Path(cfg.sweep.output_dir) / "results.md"
+    return path.read_text() if cfg.pipeline.sweep and path.is_file() else None
+
+
+def write_report(cfg: RtRayConfig, report: dict, plot: str | None) -> None:
+    out = Path(cfg.pipeline.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.md").write_text(report_markdown(report))
+    with tracking.tracked_run(cfg, stage="pipeline") as run_id:
+        report["mlflow_run_id"] = run_id
+        tracking.log_metrics({f"{row['method'].split(' ')[0]}_accuracy": row["accuracy"] for row in report["accuracy"]})
+        tracking.log_metrics({"wall_s": report["wall_s"], "teacher_requests_sent": report["teacher"].get("requests_sent", 0)})
+        for path in (out / "report.md", out / "report.json", plot):
+            if path:
+                tracking.log_artifact(path, artifact_path="report")
+
+
+def show_report(report: dict, console: Console) -> None:
+    from rich.console import Console as Printer
+
+    from rt_ray.sweep.tuner import results_table
+
+    printer = Printer(width=120)
+    printer.rule(f"rt-ray pipeline: {report['run_name']}")
+    printer.print(teacher_table(report["teacher"]))
+    if report["sweep"]:
+        knobs = [k for k in report["sweep"][0]["params"] if k != "degree" and len({str(t['params'].get(k)) for t in report["sweep"]}) > 1]
+        printer.print(results_table(report["sweep"], knobs, report["sweep_metric"]))
+    printer.print(accuracy_table(report["accuracy"], report["task"]))
+    if report["samples"]:
+        printer.print(samples_table(report["samples"]))
+    if report["endpoint"]:
+        printer.print(f"endpoint: {report['endpoint']}/v1 (OpenAI API), {report['endpoint']}/v1/solve")
+    printer.print(f"wall time {report['wall_s']:.0f} s; report in {report['report_dir']}")

@@ -1,0 +1,73 @@
+"""`rt-ray experiment`, reduced (one task, one seed, tiny sizes), end to end: every row and column of
+the report is filled from real runs, each number is an MLflow child run, and a rerun redoes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rt_ray.teacher.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.integration
+METHODS = ["teacher", "zero_shot", "vanilla", "ft_cot_d1", "ft_cot_d2"]
+
+
+def test_reduced_experiment_fills_the_report_from_real_runs(ray_cluster, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "experiment"
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.2) as sim:
+        tree = {
+            "run_name": "mini",
+            "teacher": {"base_url": sim.base_url, "cache_dir": str(tmp_path / "cache")},
+            "student": {"tiny_hidden": 32, "tiny_layers": 2, "tiny_heads": 2, "tiny_vocab": 300, "max_length": 160,
+                        "max_new_tokens": 48, "eval_replicas": 1},
+            "train": {"batch_size": 4, "max_steps": 10, "checkpoint_every_steps": 10},
+            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "mini"},
+            "experiment": {"seeds": [3], "degrees": [1, 2], "output_dir": str(out),
+                           "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 50, "task.num_items": 3}}},
+        }  # fmt: skip
+        config = tmp_path / "mini.yaml"
+        config.write_text(yaml.safe_dump(tree))
+        args = [sys.executable, "-m", "rt_ray.cli", "experiment", "-c", str(config)]
+        first = subprocess.run(args, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+        assert first.returncode == 0, first.stderr[-4000:]
+        requests = len(sim.requests())
+        second = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        assert second.returncode == 0, second.stderr[-4000:]
+        assert len(sim.requests()) == requests
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary) == ["coin"] and sorted(summary["coin"]) == sorted(METHODS)
+    for method in METHODS:
+        cell = summary["coin"][method]
+        assert cell["runs"] == 1 and 0.0 <= cell["mean"] <= 1.0 and cell["std"] == 0.0
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(records) == 5, "the rerun added no run"
+    assert {r["seed"] for r in records if r["method"] != "teacher"} == {3}
+    table = (out / "results.md").read_text()
+    for method in METHODS:
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| {method} |")]
+        assert "—" not in row and "(1 run)" in row
+    assert (out / "accuracy_vs_degree.png").stat().st_size > 10_000
+    assert "ft_cot_over_vanilla" in json.loads((out / "findings.json").read_text())["coin"]
+
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    experiment = client.get_experiment_by_name("mini")
+    parent_id = json.loads((out / "experiment_state.json").read_text())["parent_run_id"]
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(children) == 5
+    by_id = {run.info.run_id: run for run in children}
+    for record in records:
+        run = by_id[record["mlflow_run_id"]]
+        if record["method"] == "teacher":
+            assert run.data.metrics["teacher_accuracy"] == pytest.approx(record["accuracy"])
+        else:
+            assert run.data.metrics["test_accuracy"] == pytest.approx(record["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(parent_id, "report")}
+    assert {"report/summary.json", "report/results.md", "report/accuracy_vs_degree.png"} <= artifacts

@@ -1,0 +1,168 @@
+"""Operations as users run them: a Ray head started with `ray start`, stage jobs through the real
+`ray job submit` CLI, `serve deploy` of the shipped Serve config, and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from rt_ray.config import StudentConfig, parse_config
+from rt_ray.student.models import build_student, save_student, student_spec
+from rt_ray.tasks import load_task_data
+from rt_ray.teacher.simulator import SimulatorProcess, free_port
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def wait_for(url: str, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not come up at {url} within {timeout_s:.0f} s")
+
+
+def outside_env() -> dict:
+    """The environment of a user's shell: not joined to the test session's own Ray cluster."""
+    return {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """`ray start --head` with its dashboard (job and Serve REST APIs), on ports of its own so it
+    lives beside the session's cluster; stopped by process group, never by `ray stop`."""
+    dashboard = free_port()
+    args = [str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats", "--num-cpus", "2",
+            "--port", str(free_port()), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+            "--dashboard-port", str(dashboard), "--dashboard-agent-listen-port", str(free_port()),
+            "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port())]  # fmt: skip
+    process = subprocess.Popen(args, env=outside_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_for(f"{address}/api/version", 120, "the Ray dashboard")
+        yield address
+    finally:
+        stop_group(process)
+
+
+def run_cli(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env or outside_env())
+
+
+def write_yaml(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def teacher_tree(root: Path, sim: SimulatorProcess, **tracking) -> dict:
+    return {
+        "run_name": "ops",
+        "task": {"name": "coin_flip", "num_examples": 40, "num_items": 3},
+        "teacher": {"base_url": sim.base_url, "cache_dir": str(root / "cache")},
+        "generation": {"degree": 2, "output_dir": str(root / "teacher")},
+        "tracking": {"experiment": "ops", **tracking},
+    }
+
+
+def test_a_stage_job_submitted_with_ray_job_submit_succeeds_and_writes_its_outputs(ray_head, tmp_path):
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
+        config = write_yaml(tmp_path / "job.yaml", teacher_tree(tmp_path, sim, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+        job_id = f"rt-ray-test-{os.getpid()}-{int(time.time())}"
+        submitted = run_cli([str(BIN / "ray"), "job", "submit", "--address", ray_head, "--submission-id", job_id,
+                             "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
+                             sys.executable, "jobs/generate.py", "-c", str(config)])  # fmt: skip
+        status = run_cli([str(BIN / "ray"), "job", "status", "--address", ray_head, job_id], timeout=60)
+    assert "SUCCEEDED" in status.stdout + status.stderr, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    assert sim.port and len(sim.requests()) > 0, "the job's driver called the teacher"
+    stats = json.loads((tmp_path / "teacher" / "stats.json").read_text())
+    assert stats["status"] == "complete" and stats["questions"] == 28 and stats["rationales"] == 56
+    kept = (tmp_path / "teacher" / "filtered.jsonl").read_text().splitlines()
+    assert len(kept) == stats["rationales_kept"] > 0
+
+
+def test_serve_deploy_of_the_shipped_config_serves_the_student_over_http(ray_head, tmp_path):
+    texts = [s.question + " --> yes" for s in load_task_data(parse_config({}).task).train[:50]]
+    model, tokenizer = build_student(student_spec(StudentConfig(tiny_hidden=32, tiny_layers=2, tiny_heads=2, tiny_vocab=300), texts))
+    save_student(model, tokenizer, tmp_path / "model", {"arch": "decoder", "format": "ft_cot"})
+    port = free_port()
+    app_config = write_yaml(tmp_path / "app.yaml", {"serve": {"model": str(tmp_path / "model"), "port": port, "max_tokens_cap": 24}})
+    shipped = yaml.safe_load((REPO / "serve_configs" / "student.yaml").read_text())
+    shipped["http_options"]["port"] = port
+    (application,) = shipped["applications"]
+    application["args"] = {"config": str(app_config)}
+    deploy_file = write_yaml(tmp_path / "serve.yaml", shipped)
+
+    deployed = run_cli([str(BIN / "serve"), "deploy", str(deploy_file), "--address", ray_head], timeout=120)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 180, "the deployed student")
+        question = load_task_data(parse_config({}).task).test[0].question
+        solved = httpx.post(f"http://127.0.0.1:{port}/v1/solve", json={"task": "coin_flip", "question": question}, timeout=60)
+        assert solved.status_code == 200, solved.text
+        assert set(solved.json()) >= {"rationale", "answer", "raw"}
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        completion = client.completions.create(model="rt-ray-student", prompt=question, max_tokens=8)
+        assert completion.usage.completion_tokens <= 8 and completion.choices[0].finish_reason in ("stop", "length")
+    finally:
+        run_cli([str(BIN / "serve"), "shutdown", "--address", ray_head, "--yes"], timeout=120)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    args = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")]  # fmt: skip
+    process = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", 90, "mlflow server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_group(process)
+
+
+def test_a_stage_logs_to_a_shared_mlflow_server_named_by_mlflow_tracking_uri(ray_cluster, mlflow_server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
+        config = write_yaml(tmp_path / "run.yaml", teacher_tree(tmp_path, sim))  # no tracking_uri: the env decides
+        run = run_cli([sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(config)],
+                      env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("ops")
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.data.tags["rt_ray.stage"] == "generate"
+    assert logged.data.metrics["rationales"] == 56
+    assert logged.data.params["tracking.tracking_uri"] == mlflow_server
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id, "teacher")}
+    assert "teacher/stats.json" in artifacts
+    downloaded = client.download_artifacts(logged.info.run_id, "teacher/stats.json", str(tmp_path / "back"))
+    assert json.loads(Path(downloaded).read_text())["rationales"] == 56
