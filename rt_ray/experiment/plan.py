@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from rt_ray.config import ConfigError, RtRayConfig, parse_config, set_dotted
+from rt_ray.sweep.space import save_degree_plot
 
 TEACHER = "teacher"
 
@@ -126,14 +127,4 @@ def plot_accuracy_vs_degree(summary: dict, degrees: list[int], path: Path) -> Pa
             axis.axhline(cells["vanilla"]["mean"], linestyle="--", color=color, alpha=0.7, label=f"{task}: vanilla")
     axis.set_xscale("log", base=2)
     axis.set_xticks(sorted(set(degrees)), [str(d) for d in sorted(set(degrees))])
-    axis.set_xlabel("diversity degree D (rationales per question)")
-    axis.set_ylabel("test accuracy")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    axis.set_title("Fine-tune-CoT against D (mean ± std over seeds)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_degree_plot(figure, axis, "test accuracy", "Fine-tune-CoT against D (mean ± std over seeds)", path, legend_size=8)

@@ -51,13 +51,20 @@ def plot_accuracy_vs_degree(trials: list[dict], knobs: list[str], metric: str, p
     for label, points in sorted(lines.items()):
         points.sort()
         axis.plot([d for d, _ in points], [a for _, a in points], marker="o", label=label)
+    return save_degree_plot(figure, axis, metric.replace("_", " "), "Student accuracy against diverse reasoning", path)
+
+
+def save_degree_plot(figure, axis, ylabel: str, title: str, path: Path, legend_size: float | None = None) -> Path:
+    """The shared look of accuracy-against-D plots (sweep and experiment): log2 x axis, 0-1 y axis."""
+    import matplotlib.pyplot as plt
+
     axis.set_xscale("log", base=2)
     axis.set_xlabel("diversity degree D (rationales per question)")
-    axis.set_ylabel(metric.replace("_", " "))
+    axis.set_ylabel(ylabel)
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
-    axis.legend()
-    axis.set_title("Student accuracy against diverse reasoning")
+    axis.legend(fontsize=legend_size)
+    axis.set_title(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rt_ray.teacher.simulator import SimulatorProcess
+from tests.tiny import coin_flip_run
 
 pytestmark = pytest.mark.integration
 METHODS = ["teacher", "zero_shot", "vanilla", "ft_cot_d1", "ft_cot_d2"]
@@ -22,16 +23,12 @@ def test_reduced_experiment_fills_the_report_from_real_runs(ray_cluster, tmp_pat
 
     out = tmp_path / "experiment"
     with SimulatorProcess(latency_s=0.01, wrong_rate=0.2) as sim:
-        tree = {
-            "run_name": "mini",
-            "teacher": {"base_url": sim.base_url, "cache_dir": str(tmp_path / "cache")},
-            "student": {"tiny_hidden": 32, "tiny_layers": 2, "tiny_heads": 2, "tiny_vocab": 300, "max_length": 160,
-                        "max_new_tokens": 48, "eval_replicas": 1},
-            "train": {"batch_size": 4, "max_steps": 10, "checkpoint_every_steps": 10},
-            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "mini"},
-            "experiment": {"seeds": [3], "degrees": [1, 2], "output_dir": str(out),
-                           "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 50, "task.num_items": 3}}},
-        }  # fmt: skip
+        tree = coin_flip_run(
+            tmp_path, sim.base_url, "mini",
+            train={"max_steps": 10, "checkpoint_every_steps": 10},
+            experiment={"seeds": [3], "degrees": [1, 2], "output_dir": str(out),
+                        "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 50, "task.num_items": 3}}},
+        )  # fmt: skip
         config = tmp_path / "mini.yaml"
         config.write_text(yaml.safe_dump(tree))
         args = [sys.executable, "-m", "rt_ray.cli", "experiment", "-c", str(config)]

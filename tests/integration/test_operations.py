@@ -16,10 +16,10 @@ import openai
 import pytest
 import yaml
 
-from rt_ray.config import StudentConfig, parse_config
-from rt_ray.student.models import build_student, save_student, student_spec
+from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -109,9 +109,7 @@ def test_a_stage_job_submitted_with_ray_job_submit_succeeds_and_writes_its_outpu
 
 
 def test_serve_deploy_of_the_shipped_config_serves_the_student_over_http(ray_head, tmp_path):
-    texts = [s.question + " --> yes" for s in load_task_data(parse_config({}).task).train[:50]]
-    model, tokenizer = build_student(student_spec(StudentConfig(tiny_hidden=32, tiny_layers=2, tiny_heads=2, tiny_vocab=300), texts))
-    save_student(model, tokenizer, tmp_path / "model", {"arch": "decoder", "format": "ft_cot"})
+    save_untrained_student(tmp_path / "model")
     port = free_port()
     app_config = write_yaml(tmp_path / "app.yaml", {"serve": {"model": str(tmp_path / "model"), "port": port, "max_tokens_cap": 24}})
     shipped = yaml.safe_load((REPO / "serve_configs" / "student.yaml").read_text())

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from tests.tiny import coin_flip_run
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +31,12 @@ def test_pipeline_runs_every_stage_reports_and_reuses_the_teacher_cache(ray_clus
 
     port = free_port()
     with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
-        tree = {
-            "run_name": "pipe",
-            "task": {"name": "coin_flip", "num_examples": 60, "num_items": 3},
-            "teacher": {"base_url": sim.base_url, "cache_dir": str(tmp_path / "cache")},
-            "generation": {"degree": 2, "output_dir": str(tmp_path / "teacher")},
-            "student": {"tiny_hidden": 32, "tiny_layers": 2, "tiny_heads": 2, "tiny_vocab": 300, "max_length": 160,
-                        "max_new_tokens": 48, "eval_replicas": 1},
-            "train": {"batch_size": 4, "max_steps": 12, "checkpoint_every_steps": 6, "output_dir": str(tmp_path / "student")},
-            "serve": {"port": port, "max_tokens_cap": 48},
-            "pipeline": {"sweep": False, "sample_queries": 2, "output_dir": str(tmp_path / "pipeline")},
-            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "pipe"},
-        }  # fmt: skip
+        tree = coin_flip_run(
+            tmp_path, sim.base_url, "pipe",
+            train={"max_steps": 12, "checkpoint_every_steps": 6},
+            serve={"port": port, "max_tokens_cap": 48},
+            pipeline={"sweep": False, "sample_queries": 2, "output_dir": str(tmp_path / "pipeline")},
+        )  # fmt: skip
         config = tmp_path / "pipe.yaml"
         config.write_text(yaml.safe_dump(tree))
         first = pipeline_cli(config)

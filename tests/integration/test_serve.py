@@ -11,10 +11,9 @@ import openai
 import psutil
 import pytest
 
-from rt_ray.config import StudentConfig, parse_config
-from rt_ray.student.models import build_student, save_student, student_spec
-from rt_ray.tasks import load_task_data
+from rt_ray.config import parse_config
 from rt_ray.teacher.simulator import free_port
+from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
 TOKEN_ENV = "RT_RAY_SERVE_TEST_TOKEN"
@@ -30,10 +29,7 @@ def server(ray_cluster, tmp_path_factory):
     from rt_ray.serve.app import app_from_config
 
     root = tmp_path_factory.mktemp("serve")
-    texts = [s.question + " --> yes" for s in load_task_data(parse_config({}).task).train[:50]]
-    student = StudentConfig(tiny_hidden=32, tiny_layers=2, tiny_heads=2, tiny_vocab=300)
-    model, tokenizer = build_student(student_spec(student, texts))
-    save_student(model, tokenizer, root / "model", {"arch": "decoder", "format": "ft_cot"})
+    save_untrained_student(root / "model")
     port = free_port()
     cfg = parse_config({"serve": {"model": str(root / "model"), "port": port, "num_replicas": 2, "num_cpus": 0.5,
                                   "max_tokens_cap": 32, "max_prompt_chars": 500, "api_key_env": TOKEN_ENV}})  # fmt: skip
@@ -72,6 +68,7 @@ def test_health_needs_no_token_but_every_other_route_does(server):
         ("/v1/completions", {"max_tokens": 4}, "prompt: Field required"),
         ("/v1/completions", {"prompt": "   "}, "prompt must not be empty"),
         ("/v1/completions", {"prompt": "x" * 501}, "the limit is 500"),
+        ("/v1/completions", {"prompt": "ŝ" * 300, "max_tokens": 4}, "prompt has 600 tokens; the model's context holds 512"),
         ("/v1/completions", {"prompt": "Q", "max_tokens": 33}, "above this server's cap of 32"),
         ("/v1/completions", {"prompt": "Q", "temperature": 3.5}, "temperature"),
         ("/v1/completions", {"prompt": "Q", "top_p": 0}, "top_p"),
