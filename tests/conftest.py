@@ -25,7 +25,8 @@ def ray_cluster():
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    context = ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    # "local": a cluster of its own, even while a `ray start` head (test_operations) runs beside it.
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     os.environ["RAY_ADDRESS"] = context.address_info["gcs_address"]
     yield context
     os.environ.pop("RAY_ADDRESS", None)
