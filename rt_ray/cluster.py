@@ -14,5 +14,10 @@ def ensure_ray(cfg: RayConfig) -> None:
     if ray.is_initialized():
         return
     starts_local = cfg.address is None and not os.environ.get("RAY_ADDRESS")
-    # A local cluster on a small machine does not need the dashboard's processes.
-    ray.init(address=cfg.address, **({"include_dashboard": False} if starts_local else {}))
+    if starts_local:
+        # "local": a new cluster as documented, never a `ray start` head that happens to run (or to
+        # have run: its address file outlives a killed head) on this machine; that is `ray.address: auto`.
+        # A local cluster on a small machine does not need the dashboard's processes.
+        ray.init(address="local", include_dashboard=False)
+    else:
+        ray.init(address=cfg.address)

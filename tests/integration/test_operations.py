@@ -68,9 +68,9 @@ def stop_group(process: subprocess.Popen) -> None:
 def ray_head():
     """`ray start --head` with its dashboard (job and Serve REST APIs), on ports of its own so it
     lives beside the session's cluster; stopped by process group, never by `ray stop`."""
-    dashboard = free_port()
+    dashboard, gcs = free_port(), free_port()
     args = [str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats", "--num-cpus", "2",
-            "--port", str(free_port()), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+            "--port", str(gcs), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
             "--dashboard-port", str(dashboard), "--dashboard-agent-listen-port", str(free_port()),
             "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port())]  # fmt: skip
     process = subprocess.Popen(args, env=outside_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -80,6 +80,10 @@ def ray_head():
         yield address
     finally:
         stop_group(process)
+        # `ray start` records its address for later `ray.init()` calls; a killed head leaves it behind.
+        recorded = Path("/tmp/ray/ray_current_cluster")
+        if recorded.is_file() and recorded.read_text().strip().endswith(f":{gcs}"):
+            recorded.unlink()
 
 
 def run_cli(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
