@@ -107,15 +107,12 @@ def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = 
 
 
 def print_generation_stats(stats: dict) -> None:
-    table = Table(title=f"teacher stage: {stats.get('task')} (D={stats.get('degree')})", show_header=False)
-    for key in (
-        "status", "questions", "questions_failed", "rationales", "rationales_kept", "teacher_accuracy",
-        "yield_per_question", "requests_sent", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
-        "cost_usd", "cost_per_kept_rationale_usd", "wall_s",
-    ):  # fmt: skip
-        value = stats.get(key)
-        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    from rt_ray.pipeline.report import teacher_table
+
+    keys = ("status", "questions", "questions_failed", "rationales", "rationales_kept", "teacher_accuracy",
+            "yield_per_question", "requests_sent", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
+            "cost_usd", "cost_per_kept_rationale_usd", "wall_s")  # fmt: skip
+    Console().print(teacher_table(stats, keys))
 
 
 @app.command("teacher-sim")
@@ -212,20 +209,9 @@ def sweep(
 @app.command()
 def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it)."""
-    from ray import serve as ray_serve
+    from rt_ray.serve.app import deploy_student
 
-    from rt_ray.cluster import ensure_ray
-    from rt_ray.serve.app import app_from_config
-
-    cfg = _load(config, set_)
-    ensure_ray(cfg.ray)
-    ray_serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    try:
-        ray_serve.run(app_from_config(cfg), name="student", route_prefix="/")
-    except Exception as error:  # noqa: BLE001
-        _fail_clearly(error)
-        return
-    base = f"http://{cfg.serve.host}:{cfg.serve.port}"
+    cfg, base = _run_stage(config, set_, deploy_student)
     console.print(f"student [bold]{cfg.serve.model_name}[/bold] at {base}/v1 (OpenAI API), {base}/v1/solve, {base}/healthz")
     _serve_until_interrupted()
 
@@ -234,18 +220,9 @@ def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = Set
 def deploy(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
     """Deploy the trained student on the running cluster's Ray Serve and return; it stays up after this
     process ends (``serve shutdown`` or ``serve delete student`` removes it)."""
-    from ray import serve as ray_serve
+    from rt_ray.serve.app import deploy_student
 
-    from rt_ray.cluster import ensure_ray
-    from rt_ray.serve.app import app_from_config
-
-    def deploy_stage(cfg: RtRayConfig) -> str:
-        ensure_ray(cfg.ray)
-        ray_serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-        ray_serve.run(app_from_config(cfg), name="student", route_prefix="/", blocking=False)
-        return f"http://{cfg.serve.host}:{cfg.serve.port}"
-
-    cfg, base = _run_stage(config, set_, deploy_stage)
+    cfg, base = _run_stage(config, set_, deploy_student)
     console.print(f"student [bold]{cfg.serve.model_name}[/bold] deployed at {base}/v1 (OpenAI API) and {base}/v1/solve")
 
 

@@ -253,6 +253,13 @@ class RtRayConfig(Section):
         tree["tracking"]["tracking_uri"] = self.tracking.resolved_uri(base)
         return RtRayConfig.model_validate(tree)
 
+    def with_values(self, **sections: dict[str, Any]) -> "RtRayConfig":
+        """A validated copy with some keys of some sections changed: ``cfg.with_values(train={"seed": 1})``."""
+        tree = self.model_dump(mode="json")
+        for section, values in sections.items():
+            tree[section].update(values)
+        return parse_config(tree)
+
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rt_ray import tracking
-from rt_ray.config import RtRayConfig, parse_config
+from rt_ray.config import RtRayConfig
 from rt_ray.experiment.plan import (
     TEACHER,
     findings,
@@ -34,12 +34,6 @@ from rt_ray.experiment.plan import (
 
 RUNS_FILE = "runs.jsonl"
 STATE_FILE = "experiment_state.json"
-
-
-def with_seed(cfg: RtRayConfig, seed: int) -> RtRayConfig:
-    tree = cfg.model_dump(mode="json")
-    tree["train"]["seed"] = seed
-    return parse_config(tree)
 
 
 def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -> dict:
@@ -125,9 +119,9 @@ def run_experiment(cfg: RtRayConfig, console: Console | None = None) -> dict:
                     outcome = {"accuracy": stats["teacher_accuracy"], "n": stats["rationales"],
                                "mlflow_run_id": stats["mlflow_run_id"], "requests_sent": stats["requests_sent"]}  # fmt: skip
                 elif method == "zero_shot":
-                    outcome = zero_shot_run(with_seed(task_cfg, seed), label, seed, parent_run_id)
+                    outcome = zero_shot_run(task_cfg.with_values(train={"seed": seed}), label, seed, parent_run_id)
                 else:
-                    outcome = trained_run(with_seed(task_cfg, seed), label, method, seed, parent_run_id)
+                    outcome = trained_run(task_cfg.with_values(train={"seed": seed}), label, method, seed, parent_run_id)
                 record = {"task": label, "method": method, "seed": seed, **outcome}
                 append_record(runs_path, record)
                 records.append(record)

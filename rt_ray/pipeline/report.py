@@ -25,9 +25,9 @@ def _fmt(value) -> str:
     return "—" if value is None else str(value)
 
 
-def teacher_table(stats: dict) -> Table:
+def teacher_table(stats: dict, keys: tuple[str, ...] = TEACHER_KEYS) -> Table:
     table = Table(title=f"teacher: {stats.get('teacher_model')} on {stats.get('task')}, D={stats.get('degree')}", show_header=False)
-    for key in TEACHER_KEYS:
+    for key in keys:
         table.add_row(key, _fmt(stats.get(key)))
     return table
 

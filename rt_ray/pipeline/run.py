@@ -17,7 +17,7 @@ import httpx
 from rich.console import Console
 
 from rt_ray import tracking
-from rt_ray.config import RtRayConfig, parse_config
+from rt_ray.config import RtRayConfig
 from rt_ray.pipeline.report import accuracy_rows, accuracy_table, report_markdown, samples_table, teacher_table
 
 
@@ -34,19 +34,12 @@ class Champion:
     overrides: dict  # train-section values it was trained with, so baselines get the same budget
 
 
-def with_values(cfg: RtRayConfig, **sections: dict) -> RtRayConfig:
-    tree = cfg.model_dump(mode="json")
-    for section, values in sections.items():
-        tree[section].update(values)
-    return parse_config(tree)
-
-
 def teacher_stage(cfg: RtRayConfig, console: Console) -> tuple[RtRayConfig, dict]:
     from rt_ray.teacher.pipeline import generate
 
     # The sweep trains on the first D of the largest D's rationales, so the teacher samples that many.
     degree = max(cfg.sweep.degrees) if cfg.pipeline.sweep else cfg.generation.degree
-    cfg = with_values(cfg, generation={"degree": degree})
+    cfg = cfg.with_values(generation={"degree": degree})
     stats = generate(cfg, console=console).stats
     if stats["status"] == "stopped_budget":
         raise PipelineStopped(f"teacher.max_cost_usd={cfg.teacher.max_cost_usd} reached; rerun with a higher cap "
@@ -75,7 +68,7 @@ def baseline_stage(cfg: RtRayConfig, champion: Champion) -> dict:
     from rt_ray.student.stage import run_evaluate_stage
 
     out = Path(cfg.pipeline.output_dir) / "baselines"
-    eval_cfg = with_values(cfg, train={**champion.overrides, "output_dir": str(out)})
+    eval_cfg = cfg.with_values(train={**champion.overrides, "output_dir": str(out)})
     results = run_evaluate_stage(eval_cfg, model_dir=Path(champion.model_dir), baselines=True)["results"]
     scored = results.pop(next(iter(results)))  # the champion's own format comes first
     champion.accuracy, champion.n = scored["accuracy"], scored["n"]
@@ -84,15 +77,10 @@ def baseline_stage(cfg: RtRayConfig, champion: Champion) -> dict:
 
 def deploy_stage(cfg: RtRayConfig, champion: Champion, console: Console) -> tuple[str, list[dict]]:
     """Deploy the champion on Ray Serve and ask it a few test questions over HTTP."""
-    from ray import serve
-
-    from rt_ray.serve.app import app_from_config, read_serve_token
+    from rt_ray.serve.app import deploy_student, read_serve_token
     from rt_ray.tasks import load_task_data
 
-    serve_cfg = with_values(cfg, serve={"model": champion.model_dir})
-    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    serve.run(app_from_config(serve_cfg), name="student", route_prefix="/")
-    endpoint = f"http://{cfg.serve.host}:{cfg.serve.port}"
+    endpoint = deploy_student(cfg.with_values(serve={"model": champion.model_dir}))
     console.print(f"champion deployed at [bold]{endpoint}/v1[/bold]")
     token = read_serve_token(cfg.serve)
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
@@ -132,7 +120,7 @@ def run_pipeline(cfg: RtRayConfig, console: Console | None = None) -> dict:
             endpoint, samples = deploy_stage(cfg, champion, console)
         report = {
             "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
-            "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_markdown": _sweep_markdown(cfg),
+            "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_knobs": sweep.get("knobs", []), "sweep_markdown": _sweep_markdown(cfg),
             "sweep_metric": cfg.sweep.metric, "accuracy": accuracy_rows(teacher_stats, champion.__dict__, baselines),
             "champion": champion.__dict__, "endpoint": endpoint, "samples": samples,
             "report_dir": str(cfg.pipeline.output_dir),
@@ -175,8 +163,7 @@ def show_report(report: dict, console: Console) -> None:
     printer.rule(f"rt-ray pipeline: {report['run_name']}")
     printer.print(teacher_table(report["teacher"]))
     if report["sweep"]:
-        knobs = [k for k in report["sweep"][0]["params"] if k != "degree" and len({str(t['params'].get(k)) for t in report["sweep"]}) > 1]
-        printer.print(results_table(report["sweep"], knobs, report["sweep_metric"]))
+        printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]))
     printer.print(accuracy_table(report["accuracy"], report["task"]))
     if report["samples"]:
         printer.print(samples_table(report["samples"]))

@@ -298,6 +298,17 @@ def app_from_config(cfg: RtRayConfig):
     return StudentServer.options(**deployment_options(cfg.serve)).bind(settings)
 
 
+def deploy_student(cfg: RtRayConfig) -> str:
+    """Serve's HTTP proxy on serve.host:serve.port and the student as application ``student`` at ``/``,
+    on the configured cluster; returns the base URL. The app outlives this process on a running cluster."""
+    from rt_ray.cluster import ensure_ray
+
+    ensure_ray(cfg.ray)
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    serve.run(app_from_config(cfg), name="student", route_prefix="/")
+    return f"http://{cfg.serve.host}:{cfg.serve.port}"
+
+
 def build_app(args: dict[str, Any]):
     """Application builder for ``serve run`` / ``serve deploy``: args ``config``, optional ``overrides``
     and ``base_dir``. ``serve deploy`` builds the app in a process whose working directory is not the

@@ -74,9 +74,7 @@ def ensure_rationales(cfg: RtRayConfig, max_degree: int, console: Console) -> di
         stats = json.loads(stats_path.read_text())
         if stats.get("status") in ("complete", "complete_with_failures") and stats.get("degree", 0) >= max_degree:
             return stats
-    tree = cfg.model_dump(mode="json")
-    tree["generation"]["degree"] = max_degree
-    return generate(parse_config(tree), console=console).stats
+    return generate(cfg.with_values(generation={"degree": max_degree}), console=console).stats
 
 
 def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = None) -> dict:
@@ -90,8 +88,7 @@ def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = 
     out.mkdir(parents=True, exist_ok=True)
     space = search_space(cfg.sweep)
     ensure_rationales(cfg, max(space["degree"]), console)
-    tree = cfg.model_dump(mode="json")
-    tree["generation"]["degree"] = max(space["degree"])
+    tree = cfg.with_values(generation={"degree": max(space["degree"])}).model_dump(mode="json")
     ensure_ray(cfg.ray)
 
     state_path = out / SWEEP_STATE
@@ -157,7 +154,7 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path, 
         tracking.log_metrics({f"best_{metric}": best[metric], "trials": len(ranked)})
         for path in (plot, out / "results.json", out / "results.md"):
             tracking.log_artifact(path, artifact_path="sweep")
-    return {"trials": ranked, "plot": str(plot), "champion_version": version, "parent_run_id": parent_run_id}
+    return {"trials": ranked, "knobs": knobs, "plot": str(plot), "champion_version": version, "parent_run_id": parent_run_id}
 
 
 def results_table(ranked: list[dict], knobs: list[str], metric: str) -> Table:

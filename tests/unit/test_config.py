@@ -71,3 +71,11 @@ def test_relative_paths_resolve_for_workers_that_run_elsewhere(tmp_path, monkeyp
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     expected = "sqlite:///" + str(tmp_path / "mlflow.db")
     assert parse_config({}).with_absolute_paths().tracking.tracking_uri == expected
+
+
+def test_with_values_changes_only_the_named_keys_and_validates_them():
+    cfg = parse_config({"train": {"lr": 0.01, "max_steps": 7}})
+    changed = cfg.with_values(train={"seed": 3})
+    assert (changed.train.seed, changed.train.lr, changed.train.max_steps) == (3, 0.01, 7) and cfg.train.seed == 0
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        cfg.with_values(train={"max_steps": 0})
