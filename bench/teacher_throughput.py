@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import openai
+import ray
 from rich.console import Console
 from rich.table import Table
 
@@ -80,20 +81,19 @@ def main() -> None:
     questions_needed = args.requests // 2
     runs: list[PipelineRun] = []
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(latency_s=args.latency_s, wrong_rate=0.0) as sim:
-        base = {
-            "task": {"name": "coin_flip", "num_examples": 2 * questions_needed, "max_train": questions_needed},
-            "teacher": {"base_url": sim.base_url, "max_concurrency": args.concurrency},
-            "generation": {"degree": 1, "output_dir": f"{tmp}/out"},
-        }
-        cfg = parse_config(base)
+        cfg = parse_config(
+            {
+                "task": {"name": "coin_flip", "num_examples": 2 * questions_needed, "max_train": questions_needed},
+                "teacher": {"base_url": sim.base_url, "max_concurrency": args.concurrency},
+                "generation": {"degree": 1, "output_dir": f"{tmp}/out"},
+            }
+        )
         data = load_task_data(cfg.task)
         ensure_ray(cfg.ray)  # a new local cluster, as `rt-ray generate` starts it
         for index in range(args.runs):
             # An empty cache per run: every run sends all N requests.
-            run_cfg = parse_config({**base, "teacher": {**base["teacher"], "cache_dir": f"{tmp}/cache-{index}"}})
+            run_cfg = cfg.with_values(teacher={"cache_dir": f"{tmp}/cache-{index}"})
             runs.append(timed_pipeline_run(data.train, run_cfg, sim, args.requests))
-        import ray
-
         ray.shutdown()
         per_request = sequential_requests(sim.base_url, data.test[: args.sequential_questions])
 
