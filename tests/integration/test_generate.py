@@ -190,12 +190,19 @@ def test_raising_d_from_4_to_8_requests_only_the_4_new_samples(ray_cluster, simu
     later = sim.requests()[boundary:]
     rationale_calls = [e for e in later if is_rationale_request(e)]
     assert len(rationale_calls) == 10 and all(e["n"] == 4 for e in rationale_calls)
-    assert len(later) - len(rationale_calls) == 10 * 4, "one answer call per new rationale"
-    assert second.stats["cache_hits"] == 10 * 4 * 2
-    old = read_jsonl(tmp_path / "out" / "rationales.jsonl")
-    assert len(old) == 80 and first.stats["rationales"] == 40
-    by_key = {(r["question_id"], r["sample_index"]): r["rationale"] for r in old}
-    assert len({by_key[(q, i)] for q in {r["question_id"] for r in old} for i in range(8)}) >= 70
+    answer_calls = [e for e in later if not is_rationale_request(e)]
+    earlier_prompts = {e["prompt"] for e in sim.requests()[:boundary]}
+    assert not any(e["prompt"] in earlier_prompts for e in answer_calls), "a stored answer was requested again"
+
+    records = read_jsonl(tmp_path / "out" / "rationales.jsonl")
+    assert len(records) == 80 and first.stats["rationales"] == 40
+    # The simulator's wording is varied, not unique: a new rationale can repeat one of the first
+    # four word for word, and then its step-2 prompt is already in the cache and costs nothing.
+    known = {(r["question_id"], r["rationale"]) for r in records if r["sample_index"] < 4}
+    unseen = {(r["question_id"], r["rationale"]) for r in records if r["sample_index"] >= 4} - known
+    assert len(answer_calls) == len(unseen), "one answer call per new rationale"
+    assert second.stats["cache_hits"] == 10 * 4 * 2 + (10 * 4 - len(unseen))
+    assert len(unseen) >= 35
 
 
 def test_a_budget_cap_stops_the_run_and_a_higher_cap_finishes_it_without_repeats(ray_cluster, simulator, tmp_path):
