@@ -203,6 +203,8 @@ def test_raising_d_from_4_to_8_requests_only_the_4_new_samples(ray_cluster, simu
     assert len(answer_calls) == len(unseen), "one answer call per new rationale"
     assert second.stats["cache_hits"] == 10 * 4 * 2 + (10 * 4 - len(unseen))
     assert len(unseen) >= 35
+    by_key = {(r["question_id"], r["sample_index"]): r["rationale"] for r in records}
+    assert len({by_key[(q, i)] for q in {r["question_id"] for r in records} for i in range(8)}) >= 70
 
 
 def test_a_budget_cap_stops_the_run_and_a_higher_cap_finishes_it_without_repeats(ray_cluster, simulator, tmp_path):
