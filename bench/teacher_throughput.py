@@ -11,12 +11,17 @@ The simulator's arrival log splits each run's wall time into start-up (until the
 arrives: Ray Data's executor, the caller actor's worker importing ``ray.data`` and ``openai``) and
 the rest, whose efficiency shows whether the stage keeps every slot busy once it runs. Run 1 meets
 a cluster started the moment before (the RESULT line); later runs meet the same cluster running,
-with fresh actors and an empty cache, as a job submitted to a running cluster does.
+with fresh actors and an empty cache. A reference row runs the same teacher step (``TeacherClient``,
+``teach_question``) for the same N requests in one asyncio loop in this process, without Ray and
+with nothing to start, so the rows show what Ray Data costs and where.
+
+    python bench/teacher_throughput.py --ray-address auto   # join a running cluster, as a job does
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,9 +34,11 @@ from rich.table import Table
 from rt_ray.cluster import ensure_ray
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
+from rt_ray.teacher.client import TeacherClient
 from rt_ray.teacher.pipeline import run_teacher
 from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
 from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 
 def sequential_requests(base_url: str, questions: list) -> float:
@@ -58,15 +65,37 @@ class PipelineRun:
         return ideal_s / (self.wall_s - self.startup_s)
 
 
-def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> PipelineRun:
+def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[PipelineRun, object]:
+    """Run ``work()``; its wall time, and its start-up as the simulator saw it (the first arrival)."""
     seen_before = len(sim.requests())
     started_at, started = time.time(), time.perf_counter()
-    _, outcomes, _, totals = run_teacher(questions, cfg, None, Console(stderr=True))
+    result = work()
     wall = time.perf_counter() - started
+    arrivals = [r["t"] for r in sim.requests()[seen_before:]]
+    assert len(arrivals) == expected_requests, f"the simulator saw {len(arrivals)} requests, expected {expected_requests}"
+    return PipelineRun(wall_s=wall, startup_s=min(arrivals) - started_at), result
+
+
+def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> PipelineRun:
+    run, (_, outcomes, _, totals) = timed(
+        sim, expected_requests, lambda: run_teacher(questions, cfg, None, Console(stderr=True))
+    )
     assert totals.requests == expected_requests, f"pipeline sent {totals.requests} requests, expected {expected_requests}"
     assert all(o["status"] == "ok" for o in outcomes)
-    first_arrival = min(r["t"] for r in sim.requests()[seen_before:])
-    return PipelineRun(wall_s=wall, startup_s=first_arrival - started_at)
+    return run
+
+
+def timed_plain_loop(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> PipelineRun:
+    """The same teacher step in one asyncio loop in this process: no Ray, no worker, nothing to start."""
+    client = TeacherClient(cfg.teacher, None)
+    plan = SamplingPlan.from_config(cfg.generation)
+
+    async def all_questions() -> list[dict]:
+        return await asyncio.gather(*(teach_question(client, sample, plan) for sample in questions))
+
+    run, outcomes = timed(sim, expected_requests, lambda: asyncio.run(all_questions()))
+    assert all(o["status"] == "ok" for o in outcomes)
+    return run
 
 
 def main() -> None:
@@ -76,6 +105,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sequential-questions", type=int, default=5)
     parser.add_argument("--runs", type=int, default=2, help="pipeline runs on one cluster; the first meets it fresh")
+    parser.add_argument("--ray-address", default=None, help="join this cluster (auto: the running one) instead of starting one")
     args = parser.parse_args()
 
     questions_needed = args.requests // 2
@@ -86,6 +116,7 @@ def main() -> None:
                 "task": {"name": "coin_flip", "num_examples": 2 * questions_needed, "max_train": questions_needed},
                 "teacher": {"base_url": sim.base_url, "max_concurrency": args.concurrency},
                 "generation": {"degree": 1, "output_dir": f"{tmp}/out"},
+                "ray": {"address": args.ray_address},
             }
         )
         data = load_task_data(cfg.task)
@@ -95,14 +126,16 @@ def main() -> None:
             run_cfg = cfg.with_values(teacher={"cache_dir": f"{tmp}/cache-{index}"})
             runs.append(timed_pipeline_run(data.train, run_cfg, sim, args.requests))
         ray.shutdown()
+        plain = timed_plain_loop(data.train, cfg.with_values(teacher={"cache_dir": f"{tmp}/cache-plain"}), sim, args.requests)
         per_request = sequential_requests(sim.base_url, data.test[: args.sequential_questions])
 
     ideal = args.requests * args.latency_s / args.concurrency
     table = Table(title=f"teacher stage: {args.requests} requests, {args.latency_s}s latency, concurrency {args.concurrency}")
     for column in ("way", "requests", "wall s", "req/s", "start-up s", "E", "E after start-up"):
         table.add_column(column)
-    for index, run in enumerate(runs):
-        label = "Ray Data, new cluster" if index == 0 else f"Ray Data, running cluster ({index + 1})"
+    first_label = "Ray Data, new cluster" if args.ray_address is None else "Ray Data, new driver on a running cluster"
+    labels = [first_label] + [f"Ray Data, same driver again ({index + 1})" for index in range(1, len(runs))]
+    for label, run in zip(labels + ["asyncio loop, no Ray (reference)"], runs + [plain]):
         table.add_row(
             label, str(args.requests), f"{run.wall_s:.2f}", f"{args.requests / run.wall_s:.1f}", f"{run.startup_s:.2f}",
             f"{run.efficiency(ideal):.3f}", f"{run.steady_efficiency(ideal):.3f}",

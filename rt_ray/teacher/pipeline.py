@@ -17,7 +17,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
@@ -38,6 +38,7 @@ from rt_ray.teacher.callers import TeacherCaller
 from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
 from rt_ray.teacher.governor import TeacherGovernor
 from rt_ray.teacher.simulator import SimulatorProcess, is_listening
+from rt_ray.teacher.teach import SamplingPlan
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 TERMINAL_STATUSES = {"complete", "complete_with_failures"}
@@ -119,12 +120,7 @@ def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
 
 def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, governor):
     blocks, in_flight = plan_blocks(len(questions), cfg)
-    plan = {
-        "degree": cfg.generation.degree,
-        "temperature": cfg.generation.temperature,
-        "max_tokens_rationale": cfg.generation.max_tokens_rationale,
-        "max_tokens_answer": cfg.generation.max_tokens_answer,
-    }
+    plan = asdict(SamplingPlan.from_config(cfg.generation))  # plain values travel to any node
     ds = ray.data.from_items([q.to_row() for q in questions], override_num_blocks=blocks)
     return ds.map_batches(
         TeacherCaller,

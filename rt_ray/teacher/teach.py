@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from rt_ray.config import GenerationConfig
 from rt_ray.tasks.answers import extract_answer, is_correct
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.accounting import CallStats
@@ -21,6 +22,10 @@ class SamplingPlan:
     temperature: float
     max_tokens_rationale: int
     max_tokens_answer: int
+
+    @classmethod
+    def from_config(cls, cfg: GenerationConfig) -> SamplingPlan:
+        return cls(cfg.degree, cfg.temperature, cfg.max_tokens_rationale, cfg.max_tokens_answer)
 
     @property
     def rationale_temperature(self) -> float:
