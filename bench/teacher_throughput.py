@@ -54,7 +54,7 @@ def sequential_requests(base_url: str, questions: list) -> float:
 
 
 @dataclass
-class PipelineRun:
+class TimedRun:
     wall_s: float
     startup_s: float  # until the simulator saw the first request
 
@@ -65,7 +65,7 @@ class PipelineRun:
         return ideal_s / (self.wall_s - self.startup_s)
 
 
-def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[PipelineRun, object]:
+def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[TimedRun, object]:
     """Run ``work()``; its wall time, and its start-up as the simulator saw it (the first arrival)."""
     seen_before = len(sim.requests())
     started_at, started = time.time(), time.perf_counter()
@@ -73,10 +73,10 @@ def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[Pipeline
     wall = time.perf_counter() - started
     arrivals = [r["t"] for r in sim.requests()[seen_before:]]
     assert len(arrivals) == expected_requests, f"the simulator saw {len(arrivals)} requests, expected {expected_requests}"
-    return PipelineRun(wall_s=wall, startup_s=min(arrivals) - started_at), result
+    return TimedRun(wall_s=wall, startup_s=min(arrivals) - started_at), result
 
 
-def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> PipelineRun:
+def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> TimedRun:
     run, (_, outcomes, _, totals) = timed(
         sim, expected_requests, lambda: run_teacher(questions, cfg, None, Console(stderr=True))
     )
@@ -85,7 +85,7 @@ def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_req
     return run
 
 
-def timed_plain_loop(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> PipelineRun:
+def timed_plain_loop(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> TimedRun:
     """The same teacher step in one asyncio loop in this process: no Ray, no worker, nothing to start."""
     client = TeacherClient(cfg.teacher, None)
     plan = SamplingPlan.from_config(cfg.generation)
@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     questions_needed = args.requests // 2
-    runs: list[PipelineRun] = []
+    runs: list[TimedRun] = []
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(latency_s=args.latency_s, wrong_rate=0.0) as sim:
         cfg = parse_config(
             {
