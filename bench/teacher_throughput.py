@@ -78,7 +78,7 @@ def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[TimedRun
 
 def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> TimedRun:
     run, (_, outcomes, _, totals) = timed(
-        sim, expected_requests, lambda: run_teacher(questions, cfg, None, Console(stderr=True))
+        sim, expected_requests, lambda: run_teacher(questions, cfg, None)
     )
     assert totals.requests == expected_requests, f"pipeline sent {totals.requests} requests, expected {expected_requests}"
     assert all(o["status"] == "ok" for o in outcomes)

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
+import sys
+import time
+import traceback
+import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, List, NoReturn, Optional, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rt_ray.config import ConfigError, RtRayConfig, load_config
+from rt_ray.console import kept, log_path, quiet_output, report, status
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -23,10 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
-
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file; embedded defaults when omitted.")
 SetOption = typer.Option(None, "--set", help="Override a config value: section.key=value (repeatable).")
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Show Ray's, Tune's and the libraries' output here, not only in the log file.")
+EXIT_INTERRUPTED = 130
 
 
 def _user_error(error: BaseException) -> str | None:
@@ -65,29 +72,112 @@ def _load(config: Optional[Path], overrides: Optional[List[str]]) -> RtRayConfig
     try:
         return load_config(config, overrides)
     except ConfigError as error:
-        console.print(f"[red]error:[/red] {error}")
+        status().print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
 
 
+def _log_hint() -> str:
+    path = log_path()
+    return f" (full log: {path})" if path else ""
+
+
 def _fail_clearly(error: BaseException) -> NoReturn:
+    """Known errors: one line, exit 2. Others: one line naming the log file, whose end holds the
+    traceback (with -v the traceback is shown as it is)."""
     message = _user_error(error)
-    if message is None:
+    if message is not None:
+        status().print(f"[red]error:[/red] {message}{_log_hint()}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if log_path() is None:
         raise error
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2) from None
+    traceback.print_exception(error)  # descriptor 2: the log file
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    status().print(f"[red]error:[/red] {type(error).__name__}: {first}{_log_hint()}", soft_wrap=True)
+    raise typer.Exit(1) from None
 
 
-def _run_stage(config: Optional[Path], overrides: Optional[List[str]], stage: Callable[[RtRayConfig], T]) -> tuple[RtRayConfig, T]:
-    """Load the config, run the stage; known errors end in one clear line and exit code 2."""
-    cfg = _load(config, overrides)
+def _exit_at_once(signum, frame) -> None:
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _first_interrupt(signum, frame) -> None:
+    # The first Ctrl-C unwinds the command (finally blocks stop Serve, the simulator, a local Ray);
+    # a second one while that runs ends the process at once.
+    signal.signal(signal.SIGINT, _exit_at_once)
+    raise KeyboardInterrupt
+
+
+def _resume_command(command: str) -> str:
+    """The command line as typed, less the flags that redo finished work."""
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--force":
+            continue
+        elif arg == "--from":
+            skip = True
+        elif not arg.startswith("--from="):
+            args.append(arg)
+    program = "rt-ray" if Path(sys.argv[0]).name in ("rt-ray", "cli.py", "__main__.py") else f"python {sys.argv[0]}"
+    return shlex.join([program, *args]) if args and args[0] == command else shlex.join([program, command, *args])
+
+
+def _stop_after_interrupt(cfg: RtRayConfig, command: str, invocation: str) -> NoReturn:
+    from rt_ray import tracking
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()  # a local cluster stops; a job's driver lets go of what it owns
     try:
-        return cfg, stage(cfg.with_absolute_paths())
-    except Exception as error:  # noqa: BLE001 - known errors get one clear line, others a traceback
-        _fail_clearly(error)
+        ended = tracking.end_interrupted_runs(cfg.with_absolute_paths().tracking, invocation)
+    except Exception:  # noqa: BLE001 - the store may be what was interrupted; the line below still matters
+        traceback.print_exc()
+        ended = 0
+    what = kept()
+    kept_text = "kept " + ", ".join(what) if what else "nothing had finished"
+    runs = f"; {ended} MLflow run(s) marked KILLED" if ended else ""
+    status().print(f"[yellow]interrupted:[/yellow] {kept_text}{runs}; resume with: {_resume_command(command)}{_log_hint()}",
+                   soft_wrap=True)  # fmt: skip
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _log_file(cfg: RtRayConfig, command: str) -> Path:
+    folder = Path(cfg.log_dir or Path("runs") / cfg.run_name / "logs")
+    return folder / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def _run_stage(command: str, config: Optional[Path], overrides: Optional[List[str]], verbose: bool,
+               stage: Callable[[RtRayConfig], T]) -> tuple[RtRayConfig, T]:  # fmt: skip
+    """Load the config, then run the stage with rt-ray's console: Ray's and the libraries' output in
+    the log file (unless -v), known errors as one line (exit 2), Ctrl-C as one line (exit 130)."""
+    from rt_ray import tracking
+
+    cfg = _load(config, overrides)
+    invocation = uuid.uuid4().hex[:12]
+    tracking.tag_new_runs({"rt_ray.invocation": invocation})
+    # Tune's own SIGINT handler would turn Ctrl-C into "Resume experiment with: Tuner.restore(...)";
+    # rt-ray's handler below ends every command the same way instead.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    signal.signal(signal.SIGINT, _first_interrupt)
+    quiet = nullcontext() if verbose else quiet_output(_log_file(cfg, command))
+    with quiet:
+        if log_path():
+            status().print(f"[dim]rt-ray {command}: Ray's and the libraries' output goes to {log_path()} (-v shows it here)[/dim]",
+                           soft_wrap=True)  # fmt: skip
+        try:
+            return cfg, stage(cfg.with_absolute_paths())
+        except KeyboardInterrupt:
+            _stop_after_interrupt(cfg, command, invocation)
+        except Exception as error:  # noqa: BLE001 - known errors get one clear line, others name the log
+            _fail_clearly(error)
+    raise AssertionError("unreachable")
 
 
 @app.command()
-def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption, verbose: bool = VerboseOption) -> None:
     """Teacher stage: sample D Zero-shot-CoT rationales per training question and keep the correct ones.
 
     Writes rationales.jsonl, filtered.jsonl/.parquet, failures.jsonl and stats.json to
@@ -95,11 +185,11 @@ def generate(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = 
     """
     from rt_ray.teacher.pipeline import generate as run_generate
 
-    cfg, result = _run_stage(config, set_, lambda cfg: run_generate(cfg, console=console))
+    cfg, result = _run_stage("generate", config, set_, verbose, run_generate)
     print_generation_stats(result.stats)
-    console.print(f"outputs in [bold]{result.output_dir}[/bold]")
+    status().print(f"outputs in [bold]{result.output_dir}[/bold]")
     if result.stats["status"] == "stopped_budget":
-        console.print(
+        status().print(
             f"[yellow]stopped:[/yellow] teacher.max_cost_usd={cfg.teacher.max_cost_usd} reached; "
             "rerun with a higher cap to finish (stored samples are not paid for again)"
         )
@@ -112,7 +202,7 @@ def print_generation_stats(stats: dict) -> None:
     keys = ("status", "questions", "questions_failed", "rationales", "rationales_kept", "teacher_accuracy",
             "yield_per_question", "requests_sent", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
             "cost_usd", "cost_per_kept_rationale_usd", "wall_s")  # fmt: skip
-    Console().print(teacher_table(stats, keys))
+    report().print(teacher_table(stats, keys))
 
 
 @app.command("teacher-sim")
@@ -139,14 +229,14 @@ def teacher_sim(
     kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
     unknown = set(kinds) - set(FAULT_KINDS)
     if unknown:
-        console.print(f"[red]error:[/red] unknown --fault-kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        status().print(f"[red]error:[/red] unknown --fault-kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
         raise typer.Exit(2)
     settings = SimulatorSettings(
         model=model, latency_s=latency_s, latency_jitter_s=latency_jitter_s, wrong_rate=wrong_rate,
         fault_rate=fault_rate, fault_kinds=kinds, retry_after_ms=retry_after_ms, hang_s=hang_s,
         api_key=os.environ.get(api_key_env) if api_key_env else None, seed=seed, log_file=log_file,
     )  # fmt: skip
-    console.print(f"teacher simulator on http://{host}:{port}/v1 (model {model})")
+    status().print(f"teacher simulator on http://{host}:{port}/v1 (model {model})")
     serve(settings, host=host, port=port)
 
 
@@ -155,19 +245,21 @@ def train(
     config: Optional[Path] = ConfigOption,
     set_: Optional[List[str]] = SetOption,
     resume_from: Optional[Path] = typer.Option(None, help="Checkpoint directory (Hugging Face format) to resume from."),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Student stage: fine-tune the student on the filtered rationales (Ray Train + DeepSpeed), then
     evaluate it on the test split, log it to MLflow and register it."""
     from rt_ray.student.stage import run_train_stage
 
-    cfg, summary = _run_stage(config, set_, lambda cfg: run_train_stage(cfg, resume_from=str(resume_from) if resume_from else None))
+    resume = str(resume_from) if resume_from else None
+    cfg, summary = _run_stage("train", config, set_, verbose, lambda cfg: run_train_stage(cfg, resume_from=resume))
     test, trained = summary["test"], summary["train"]
-    console.print(
+    status().print(
         f"trained {summary['format']} student: loss {trained.get('loss', float('nan')):.3f} after {trained.get('step')} steps, "
         f"{trained.get('tokens_per_s', 0):.0f} tokens/s; test accuracy [bold]{test['accuracy']:.3f}[/bold] (n={test['n']})"
     )
-    console.print(f"model in [bold]{summary['model_dir']}[/bold]; MLflow run {summary['mlflow_run_id']}, "
-                  f"registered {cfg.student.registered_name} v{summary['registered_version']}")
+    status().print(f"model in [bold]{summary['model_dir']}[/bold]; MLflow run {summary['mlflow_run_id']}, "
+                   f"registered {cfg.student.registered_name} v{summary['registered_version']}")
 
 
 @app.command()
@@ -176,91 +268,113 @@ def evaluate(
     set_: Optional[List[str]] = SetOption,
     model: Optional[Path] = typer.Option(None, help="Trained student directory; default train.output_dir/model."),
     baselines: bool = typer.Option(True, help="Also measure the zero-shot student and a vanilla fine-tune."),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Measure the trained student's test accuracy (batched generation on Ray Data), with baselines."""
     from rt_ray.student.stage import run_evaluate_stage
 
-    cfg, outcome = _run_stage(config, set_, lambda cfg: run_evaluate_stage(cfg, model_dir=model, baselines=baselines))
+    cfg, outcome = _run_stage("evaluate", config, set_, verbose,
+                              lambda cfg: run_evaluate_stage(cfg, model_dir=model, baselines=baselines))  # fmt: skip
     table = Table(title=f"test accuracy: {cfg.task.name}")
     for column in ("method", "accuracy", "n", "well-formed"):
         table.add_column(column)
-    for method, report in outcome["results"].items():
-        table.add_row(method, f"{report['accuracy']:.3f}", str(report["n"]), f"{report['correct_format']:.2f}")
-    Console().print(table)
+    for method, result in outcome["results"].items():
+        table.add_row(method, f"{result['accuracy']:.3f}", str(result["n"]), f"{result['correct_format']:.2f}")
+    report().print(table)
 
 
 @app.command()
-def sweep(
-    config: Optional[Path] = ConfigOption,
-    set_: Optional[List[str]] = SetOption,
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep; finished trials are kept."),
-) -> None:
+def sweep(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption, verbose: bool = VerboseOption) -> None:
     """Sweep stage: Ray Tune over the diversity degree D (and other knobs), one MLflow child run per
-    trial; writes a ranked table and a plot, and registers the best student with the alias `champion`."""
-    from rt_ray.sweep.tuner import run_sweep
+    trial; writes a ranked table and a plot, and registers the best student with the alias `champion`.
+    A rerun (after Ctrl-C, a failure or a finished sweep) reuses every finished trial."""
+    from rt_ray.sweep.tuner import results_table, run_sweep
 
-    cfg, outcome = _run_stage(config, set_, lambda cfg: run_sweep(cfg, resume=resume, console=console))
+    cfg, outcome = _run_stage("sweep", config, set_, verbose, run_sweep)
+    report().print(results_table(outcome["trials"], outcome["knobs"], cfg.sweep.metric))
     best = outcome["trials"][0]
-    console.print(f"plot in [bold]{outcome['plot']}[/bold]; champion: D={best['params']['degree']} "
-                  f"({cfg.sweep.metric} {best[cfg.sweep.metric]:.3f}) -> models:/{cfg.student.registered_name}@champion "
-                  f"(version {outcome['champion_version']})")
+    status().print(f"plot in [bold]{outcome['plot']}[/bold]; champion: D={best['params']['degree']} "
+                   f"({cfg.sweep.metric} {best[cfg.sweep.metric]:.3f}) -> models:/{cfg.student.registered_name}@champion "
+                   f"(version {outcome['champion_version']})")
 
 
 @app.command()
-def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
-    """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it)."""
+def serve(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption, verbose: bool = VerboseOption) -> None:
+    """Serve stage: the trained student on Ray Serve with an OpenAI-compatible API (Ctrl-C stops it).
+    With no serve.model: the registry's champion of student.registered_name, else train.output_dir/model."""
     from rt_ray.serve.app import deploy_student
 
-    cfg, base = _run_stage(config, set_, deploy_student)
-    console.print(f"student [bold]{cfg.serve.model_name}[/bold] at {base}/v1 (OpenAI API), {base}/v1/solve, {base}/healthz")
-    _serve_until_interrupted()
+    def serve_until_interrupted(cfg: RtRayConfig) -> None:
+        base = deploy_student(cfg)
+        status().print(f"student [bold]{cfg.serve.model_name}[/bold] at {base}/v1 (OpenAI API), {base}/v1/solve, "
+                       f"{base}/healthz")  # fmt: skip
+        _serve_until_interrupted()
+
+    _run_stage("serve", config, set_, verbose, serve_until_interrupted)
 
 
 @app.command()
-def deploy(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+def deploy(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption, verbose: bool = VerboseOption) -> None:
     """Deploy the trained student on the running cluster's Ray Serve and return; it stays up after this
     process ends (``serve shutdown`` or ``serve delete student`` removes it)."""
     from rt_ray.serve.app import deploy_student
 
-    cfg, base = _run_stage(config, set_, deploy_student)
-    console.print(f"student [bold]{cfg.serve.model_name}[/bold] deployed at {base}/v1 (OpenAI API) and {base}/v1/solve")
+    cfg, base = _run_stage("deploy", config, set_, verbose, deploy_student)
+    status().print(f"student [bold]{cfg.serve.model_name}[/bold] deployed at {base}/v1 (OpenAI API) and {base}/v1/solve")
 
 
 @app.command()
-def pipeline(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+def pipeline(
+    config: Optional[Path] = ConfigOption,
+    set_: Optional[List[str]] = SetOption,
+    force: bool = typer.Option(False, "--force", help="Rerun every stage, even those finished with this config."),
+    from_stage: Optional[str] = typer.Option(None, "--from", help="Rerun from this stage on: teacher, student, baselines, deploy."),
+    verbose: bool = VerboseOption,
+) -> None:
     """The whole pipeline: teacher -> sweep (or one train) -> baselines -> deploy -> sample queries,
-    then one report. Starts what it needs locally (Ray, teacher simulator, MLflow store) and stops it."""
+    then one report. Starts what it needs locally (Ray, teacher simulator, MLflow store) and stops it.
+    Stages already finished with the same config are reused, so a rerun resumes where it stopped."""
     from rt_ray.pipeline.run import run_pipeline
+    from rt_ray.pipeline.stages import STAGES
 
-    cfg, report = _run_stage(config, set_, lambda cfg: run_pipeline(cfg, console=console))
-    if cfg.pipeline.keep_serving and report.get("endpoint"):
-        _serve_until_interrupted()
+    if from_stage is not None and from_stage not in STAGES:
+        status().print(f"[red]error:[/red] --from {from_stage!r} is not a stage; stages: {', '.join(STAGES)}")
+        raise typer.Exit(2)
+    rerun_from = STAGES[0] if force else from_stage
+
+    def pipeline_then_serve(cfg: RtRayConfig) -> dict:
+        outcome = run_pipeline(cfg, rerun_from=rerun_from)
+        if cfg.pipeline.keep_serving and outcome.get("endpoint"):
+            _serve_until_interrupted()
+        return outcome
+
+    _run_stage("pipeline", config, set_, verbose, pipeline_then_serve)
 
 
 def _serve_until_interrupted() -> None:
-    import time
-
+    """Serving is what the command is for: Ctrl-C is its normal end (exit 0), with Serve shut down."""
     from ray import serve as ray_serve
 
-    console.print("serving until Ctrl-C")
+    status().print("serving until Ctrl-C")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         ray_serve.shutdown()
+        status().print("stopped serving")
 
 
 @app.command()
-def experiment(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption) -> None:
+def experiment(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = SetOption, verbose: bool = VerboseOption) -> None:
     """The paper's comparison per task over seeds: teacher, zero-shot, vanilla, Fine-tune-CoT at each D.
     Writes summary.json, results.md and a plot to experiment.output_dir, all under one MLflow parent run;
     a rerun does only the runs that are missing."""
     from rt_ray.experiment.run import run_experiment
 
-    _, outcome = _run_stage(config, set_, lambda cfg: run_experiment(cfg, console=console))
-    Console(width=140).print(outcome["table"])
-    console.print(f"report in [bold]{outcome['report_dir']}[/bold] (MLflow parent run {outcome['parent_run_id']}), "
-                  f"{outcome['wall_s'] / 60:.1f} min")
+    _, outcome = _run_stage("experiment", config, set_, verbose, run_experiment)
+    report(width=140).print(outcome["table"])
+    status().print(f"report in [bold]{outcome['report_dir']}[/bold] (MLflow parent run {outcome['parent_run_id']}), "
+                   f"{outcome['wall_s'] / 60:.1f} min")
 
 
 @app.command("show-config")

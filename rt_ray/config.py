@@ -175,6 +175,10 @@ class ServeConfig(Section):
     api_key_env: str | None = Field(None, description="env variable holding the bearer token; None: no auth")
 
 
+# Set by Ray for the driver of a job submitted with `ray job submit`.
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
 class TrackingConfig(Section):
     # None: MLFLOW_TRACKING_URI if set, else a local SQLite store in the working directory.
     tracking_uri: str | None = None
@@ -185,6 +189,12 @@ class TrackingConfig(Section):
             return self.tracking_uri
         if os.environ.get("MLFLOW_TRACKING_URI"):
             return os.environ["MLFLOW_TRACKING_URI"]
+        if os.environ.get(RAY_JOB_ENV):
+            raise ConfigError(
+                "this Ray job has no MLflow tracking URI, and the default ./mlflow.db would be written into Ray's "
+                "temporary copy of the working directory, which Ray deletes; set MLFLOW_TRACKING_URI (the nodes' "
+                "environment, or env_vars in jobs/runtime_env.yaml) or tracking.tracking_uri"
+            )
         return f"sqlite:///{((base or Path.cwd()) / 'mlflow.db').resolve()}"
 
 
@@ -223,6 +233,8 @@ class RayConfig(Section):
 
 class RtRayConfig(Section):
     run_name: str = "default"
+    # Where each command's log file goes (Ray's, Tune's and the libraries' output); None: runs/<run_name>/logs.
+    log_dir: Path | None = None
     task: TaskConfig = TaskConfig()
     teacher: TeacherConfig = TeacherConfig()
     generation: GenerationConfig = GenerationConfig()
@@ -262,6 +274,27 @@ class RtRayConfig(Section):
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+    def fingerprint_of(self, *keys: str, upstream: str = "") -> str:
+        """A short hash of the values under some sections or ``section.key``s, chained to the fingerprint
+        of what they were built from: what a stage's output depends on, so a rerun can tell whether
+        that output still holds. Keys that only place or pace the work (NOT_INPUTS) are left out."""
+        picked = {
+            name: value
+            for name, value in self.flat().items()
+            if any(name == key or name.startswith(f"{key}.") for key in keys) and name.rsplit(".", 1)[-1] not in NOT_INPUTS
+        }
+        text = json.dumps([upstream, picked], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# Where outputs go and how fast they are made; changing these never changes a stage's result.
+NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "checkpoint_every_steps", "max_failures",
+                        "max_concurrency", "num_callers", "caller_cpus", "rpm", "tpm", "max_retries", "backoff_base_s",
+                        "backoff_max_s", "request_timeout_s", "questions_per_block", "max_cost_usd"})  # fmt: skip
+# What the teacher's rationales depend on (the degree aside: a finished run at D=8 holds D=4's).
+TEACHER_INPUTS = ("task", "teacher.base_url", "teacher.model", "teacher.api", "teacher.supports_n", "generation.temperature",
+                  "generation.max_tokens_rationale", "generation.max_tokens_answer")  # fmt: skip
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -325,9 +358,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if tree is None:
+            raise ConfigError(f"config file {path} is empty; give at least one section, or leave out -c for the embedded defaults")
         if not isinstance(tree, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
         source = str(path)

@@ -11,6 +11,7 @@ def coin_flip_run(root: Path, base_url: str, run_name: str, **sections: dict) ->
     """A config tree: coin flip (60 questions, 3 flips), D=2, a tiny student, a store under ``root``."""
     tree = {
         "run_name": run_name,
+        "log_dir": str(root / "logs"),
         "task": {"name": "coin_flip", "num_examples": 60, "num_items": 3},
         "teacher": {"base_url": base_url, "cache_dir": str(root / "cache")},
         "generation": {"degree": 2, "output_dir": str(root / "teacher")},

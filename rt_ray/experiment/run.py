@@ -14,11 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig
+from rt_ray.console import note_kept
+from rt_ray.progress import bar
 from rt_ray.experiment.plan import (
     TEACHER,
     findings,
@@ -87,11 +86,10 @@ def parent_run(cfg: RtRayConfig, out: Path) -> str:
     return run_id
 
 
-def run_experiment(cfg: RtRayConfig, console: Console | None = None) -> dict:
+def run_experiment(cfg: RtRayConfig) -> dict:
     from rt_ray.cluster import ensure_ray
     from rt_ray.teacher.pipeline import generate
 
-    console = console or Console(stderr=True)
     cfg = cfg.with_absolute_paths()
     exp = cfg.experiment
     configs = task_configs(cfg)  # every task's config is checked before any work starts
@@ -106,16 +104,16 @@ def run_experiment(cfg: RtRayConfig, console: Console | None = None) -> dict:
     names = methods(exp.degrees)
     total = len(configs) * (1 + len(exp.seeds) * len(names))
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-        progress = bar.add_task("experiment", total=total, completed=len(done))
+    with bar("experiment", total=total) as progress:
+        progress.update(completed=len(done))
         for label, task_cfg in configs.items():
             plan = [(TEACHER, None)] + [(m, s) for s in exp.seeds for m in names]
             for method, seed in plan:
                 if run_key(label, method, seed) in done:
                     continue
-                bar.update(progress, description=f"{label}: {method}" + (f" seed {seed}" if seed is not None else ""))
+                progress.update(description=f"{label}: {method}" + (f" seed {seed}" if seed is not None else ""))
                 if method == TEACHER:
-                    stats = generate(task_cfg, console=console, parent_run_id=parent_run_id).stats
+                    stats = generate(task_cfg, parent_run_id=parent_run_id).stats
                     outcome = {"accuracy": stats["teacher_accuracy"], "n": stats["rationales"],
                                "mlflow_run_id": stats["mlflow_run_id"], "requests_sent": stats["requests_sent"]}  # fmt: skip
                 elif method == "zero_shot":
@@ -125,7 +123,8 @@ def run_experiment(cfg: RtRayConfig, console: Console | None = None) -> dict:
                 record = {"task": label, "method": method, "seed": seed, **outcome}
                 append_record(runs_path, record)
                 records.append(record)
-                bar.advance(progress)
+                note_kept(f"{label} {method}" + (f" seed {seed}" if seed is not None else ""))
+                progress.advance()
     return write_report(cfg, records, list(configs), names, parent_run_id, time.monotonic() - started)
 
 

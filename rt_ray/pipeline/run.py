@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig
+from rt_ray.console import note_kept, report as report_console
 from rt_ray.pipeline.report import accuracy_rows, accuracy_table, report_markdown, samples_table, teacher_table
+from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
+from rt_ray.progress import say
+from rt_ray.records import forget_record, read_record, write_record
 
 
 class PipelineStopped(RuntimeError):
@@ -34,54 +37,70 @@ class Champion:
     overrides: dict  # train-section values it was trained with, so baselines get the same budget
 
 
-def teacher_stage(cfg: RtRayConfig, console: Console) -> tuple[RtRayConfig, dict]:
-    from rt_ray.teacher.pipeline import generate
+def teacher_stage(cfg: RtRayConfig, rerun_from: str | None) -> tuple[RtRayConfig, dict]:
+    from rt_ray.teacher.pipeline import finished_or_generate
 
     # The sweep trains on the first D of the largest D's rationales, so the teacher samples that many.
     degree = max(cfg.sweep.degrees) if cfg.pipeline.sweep else cfg.generation.degree
     cfg = cfg.with_values(generation={"degree": degree})
-    stats = generate(cfg, console=console).stats
+    stats = finished_or_generate(cfg, degree, rerun=reruns("teacher", rerun_from))
     if stats["status"] == "stopped_budget":
         raise PipelineStopped(f"teacher.max_cost_usd={cfg.teacher.max_cost_usd} reached; rerun with a higher cap "
                               "(stored samples are not paid for again)")  # fmt: skip
     return cfg, stats
 
 
-def student_stage(cfg: RtRayConfig, console: Console) -> tuple[Champion, dict]:
+def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tuple[Champion, dict]:
     if cfg.pipeline.sweep:
         from rt_ray.sweep.tuner import run_sweep
 
-        outcome = run_sweep(cfg, console=console)
+        outcome = run_sweep(cfg, teacher_stats=teacher_stats)
         best = outcome["trials"][0]
         overrides = {k: best["params"][k] for k in ("lr", "max_steps") if k in best["params"]}
         champion = Champion(best["model_dir"], f"Fine-tune-CoT, D={best['params']['degree']}", best["test_accuracy"], 0, overrides)
         return champion, outcome
     from rt_ray.student.stage import run_train_stage
 
-    summary = run_train_stage(cfg)
+    summary = read_record(cfg.train.output_dir, fingerprint)
+    if summary is not None:
+        say(f"student stage: reusing the student trained with this config in {summary['model_dir']}")
+    else:
+        summary = run_train_stage(cfg)
+        # The pipeline's one student is its champion, as the sweep's best is: `rt-ray serve` finds it there.
+        tracking.set_alias(cfg.tracking, cfg.student.registered_name, "champion", summary["registered_version"])
+        write_record(cfg.train.output_dir, fingerprint, summary)
+    note_kept(f"student ({summary['model_dir']})")
     label = f"Fine-tune-CoT, D={cfg.generation.degree}" if summary["format"] == "ft_cot" else summary["format"]
     return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}), {}
 
 
-def baseline_stage(cfg: RtRayConfig, champion: Champion) -> dict:
+def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> dict:
     """Zero-shot and vanilla (answer-only, same step budget) students, beside the champion re-scored."""
     from rt_ray.student.stage import run_evaluate_stage
 
     out = Path(cfg.pipeline.output_dir) / "baselines"
-    eval_cfg = cfg.with_values(train={**champion.overrides, "output_dir": str(out)})
-    results = run_evaluate_stage(eval_cfg, model_dir=Path(champion.model_dir), baselines=True)["results"]
+    results = read_record(out, fingerprint)
+    if results is not None:
+        say(f"baselines: reusing the zero-shot and vanilla students measured with this config in {out}")
+    else:
+        eval_cfg = cfg.with_values(train={**champion.overrides, "output_dir": str(out)})
+        results = run_evaluate_stage(eval_cfg, model_dir=Path(champion.model_dir), baselines=True)["results"]
+        write_record(out, fingerprint, results)
+    note_kept(f"baselines ({out})")
+    results = dict(results)
     scored = results.pop(next(iter(results)))  # the champion's own format comes first
     champion.accuracy, champion.n = scored["accuracy"], scored["n"]
     return results
 
 
-def deploy_stage(cfg: RtRayConfig, champion: Champion, console: Console) -> tuple[str, list[dict]]:
+def deploy_stage(cfg: RtRayConfig, champion: Champion) -> tuple[str, list[dict]]:
     """Deploy the champion on Ray Serve and ask it a few test questions over HTTP."""
     from rt_ray.serve.app import deploy_student, read_serve_token
     from rt_ray.tasks import load_task_data
 
+    say(f"deploying the champion ({champion.label}) on Ray Serve")
     endpoint = deploy_student(cfg.with_values(serve={"model": champion.model_dir}))
-    console.print(f"champion deployed at [bold]{endpoint}/v1[/bold]")
+    say(f"champion deployed at [bold]{endpoint}/v1[/bold]")
     token = read_serve_token(cfg.serve)
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     samples = []
@@ -101,23 +120,38 @@ def undeploy(cfg: RtRayConfig) -> None:
         serve.shutdown()
 
 
-def run_pipeline(cfg: RtRayConfig, console: Console | None = None) -> dict:
+def forget_stages_from(cfg: RtRayConfig, rerun_from: str | None) -> None:
+    """Before anything runs: the outcomes of the stages asked to run again are forgotten, so that a
+    resume after Ctrl-C finishes the new run rather than reusing the old one."""
+    from rt_ray.sweep.tuner import forget_sweep
+
+    if reruns("student", rerun_from):
+        forget_record(cfg.train.output_dir)
+        forget_sweep(cfg.sweep.output_dir)
+    if reruns("baselines", rerun_from):
+        forget_record(Path(cfg.pipeline.output_dir) / "baselines")
+
+
+def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
+    """Every stage in order; a stage finished earlier with the same inputs is reused, except from
+    ``rerun_from`` (a name in STAGES) on."""
     import ray
 
     from rt_ray.cluster import ensure_ray
 
-    console = console or Console(stderr=True)
     cfg = cfg.with_absolute_paths()
+    forget_stages_from(cfg, rerun_from)
     started = time.monotonic()
     started_ray = not ray.is_initialized()
     ensure_ray(cfg.ray)
     try:
-        cfg, teacher_stats = teacher_stage(cfg, console)
-        champion, sweep = student_stage(cfg, console)
-        baselines = baseline_stage(cfg, champion) if cfg.pipeline.baselines else {}
+        cfg, teacher_stats = teacher_stage(cfg, rerun_from)
+        student_fp = student_fingerprint(cfg, teacher_stats["teacher_fingerprint"])
+        champion, sweep = student_stage(cfg, teacher_stats, student_fp)
+        baselines = baseline_stage(cfg, champion, baselines_fingerprint(cfg, student_fp)) if cfg.pipeline.baselines else {}
         endpoint, samples = (None, [])
         if cfg.pipeline.deploy:
-            endpoint, samples = deploy_stage(cfg, champion, console)
+            endpoint, samples = deploy_stage(cfg, champion)
         report = {
             "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
             "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_knobs": sweep.get("knobs", []), "sweep_markdown": _sweep_markdown(cfg),
@@ -126,7 +160,7 @@ def run_pipeline(cfg: RtRayConfig, console: Console | None = None) -> dict:
             "report_dir": str(cfg.pipeline.output_dir),
         }  # fmt: skip
         write_report(cfg, report, sweep.get("plot"))
-        show_report(report, console)
+        show_report(report)
         return report
     finally:
         if cfg.pipeline.deploy:
@@ -154,12 +188,10 @@ def write_report(cfg: RtRayConfig, report: dict, plot: str | None) -> None:
                 tracking.log_artifact(path, artifact_path="report")
 
 
-def show_report(report: dict, console: Console) -> None:
-    from rich.console import Console as Printer
-
+def show_report(report: dict) -> None:
     from rt_ray.sweep.tuner import results_table
 
-    printer = Printer(width=120)
+    printer = report_console()
     printer.rule(f"rt-ray pipeline: {report['run_name']}")
     printer.print(teacher_table(report["teacher"]))
     if report["sweep"]:

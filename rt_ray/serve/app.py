@@ -289,10 +289,41 @@ def read_serve_token(cfg: ServeConfig) -> SecretStr | None:
     return SecretStr(token)
 
 
+def looks_local(source: str) -> bool:
+    """A filesystem path rather than a hub id (``gpt2``, ``Qwen/Qwen2.5-0.5B``) or an MLflow URI."""
+    if source.startswith(("models:/", "runs:/")):
+        return False
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).exists()
+
+
+def served_model_source(cfg: RtRayConfig) -> str:
+    """serve.model; without one, what the last pipeline or sweep of this config produced: the
+    registry's champion of student.registered_name, else the train stage's model folder."""
+    from rt_ray.progress import say
+    from rt_ray.tracking import champion_uri
+
+    if cfg.serve.model:
+        if looks_local(cfg.serve.model) and not Path(cfg.serve.model).expanduser().is_dir():
+            raise ConfigError(f"serve.model: no model folder at {cfg.serve.model}")
+        return cfg.serve.model
+    champion = champion_uri(cfg.tracking, cfg.student.registered_name)
+    if champion is not None:
+        say(f"serving {champion}: the champion of the last pipeline or sweep of this config (set serve.model to choose)")
+        return champion
+    folder = (Path(cfg.train.output_dir) / "model").resolve()
+    if folder.is_dir():
+        say(f"serving {folder}: the train stage's student (set serve.model to choose)")
+        return str(folder)
+    raise ConfigError(
+        f"nothing to serve: no champion of {cfg.student.registered_name!r} in the MLflow registry and no model in "
+        f"{folder}; run `rt-ray pipeline` (or sweep, or train) with this config first, or set serve.model"
+    )
+
+
 def app_from_config(cfg: RtRayConfig):
     from rt_ray.tracking import resolve_tracking_uri
 
-    source = cfg.serve.model or str((Path(cfg.train.output_dir) / "model").resolve())
+    source = served_model_source(cfg)
     settings = {"serve": cfg.serve.model_dump(mode="json"), "model_source": source,
                 "tracking_uri": resolve_tracking_uri(cfg.tracking), "api_key": read_serve_token(cfg.serve)}  # fmt: skip
     return StudentServer.options(**deployment_options(cfg.serve)).bind(settings)

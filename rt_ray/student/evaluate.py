@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from rt_ray.config import RtRayConfig
+from rt_ray.progress import bar
 from rt_ray.student.formats import student_input, zero_shot_prompt
 from rt_ray.student.generation import generate_texts
 from rt_ray.student.scoring import accuracy_report, judge_generation
@@ -71,6 +72,7 @@ def evaluate_student(
     from rt_ray.cluster import ensure_ray
 
     ensure_ray(cfg.ray)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the rich bar below instead
     test = samples if samples is not None else load_task_data(cfg.task).test
     student = cfg.student
     ds = ray.data.from_items([s.to_row() for s in test], override_num_blocks=max(1, student.eval_replicas * 2))
@@ -85,7 +87,12 @@ def evaluate_student(
         **({"num_gpus": student.eval_gpus} if student.eval_gpus else {}),
     )
     order = {s.id: index for index, s in enumerate(test)}
-    predictions = sorted(predicted.take_all(), key=lambda p: order[p["id"]])
+    rows = []
+    with bar(f"evaluating {mode}", total=len(test)) as progress:
+        for batch in predicted.iter_batches(batch_size=None, batch_format="pandas"):
+            rows.extend(batch.to_dict("records"))
+            progress.update(completed=len(rows))
+    predictions = sorted(rows, key=lambda p: order[p["id"]])
     predictions = [{k: (bool(v) if k in ("correct", "correct_format") else v) for k, v in p.items()} for p in predictions]
     if predictions_path is not None:
         predictions_path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ def train_func(config: dict) -> None:
     import torch.distributed as dist
 
     from rt_ray import tracking
+    from rt_ray.progress import post_progress
     from rt_ray.student.data import pad_batch
     from rt_ray.student.deepspeed_config import warmup_then_linear_decay
     from rt_ray.student.models import build_student, save_student
@@ -114,6 +115,10 @@ def train_func(config: dict) -> None:
     if not rows:
         raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
     shuffler = random.Random(config["seed"] * 1009 + rank)
+    # Rank 0 posts to the driver's progress bar about once a second (fire and forget).
+    progress = config.get("progress") if rank == 0 else None
+    posted_at, tokens_since_post, recent_loss = time.perf_counter(), 0, None
+    post_progress(progress, phase="training", step=step, max_steps=max_steps)
     while step < max_steps:
         shuffler.shuffle(rows)
         for start in range(0, len(rows), config["batch_size"]):
@@ -124,10 +129,18 @@ def train_func(config: dict) -> None:
             engine.step()
             micro += 1
             losses.append(loss.item())
-            tokens += int(batch["attention_mask"].sum())
+            recent_loss = losses[-1] if recent_loss is None else 0.9 * recent_loss + 0.1 * losses[-1]
+            batch_tokens = int(batch["attention_mask"].sum())
+            tokens += batch_tokens
+            tokens_since_post += batch_tokens
             if micro % accumulation:
                 continue
             step += 1
+            now = time.perf_counter()
+            if progress and (now - posted_at >= 1.0 or step >= max_steps):
+                # rank 0's own rate times the workers: the all-reduced figure comes with each checkpoint
+                post_progress(progress, step=step, loss=recent_loss, tokens_per_s=tokens_since_post * world / max(now - posted_at, 1e-9))
+                posted_at, tokens_since_post = now, 0
             if step % config["checkpoint_every_steps"] == 0 and step < max_steps:
                 report(final=False)
             if step >= max_steps:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
     return records, lineage
 
 
-def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None) -> dict:
+def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None,
+                        progress: dict | None = None) -> dict:  # fmt: skip
     from rt_ray.tracking import resolve_tracking_uri
 
     train = cfg.train
@@ -60,7 +62,7 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
         "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
         "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
         "resume_from": str(Path(resume_from).resolve()) if resume_from else None,
-        "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking),
+        "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking), "progress": progress,
     }  # fmt: skip
 
 
@@ -86,7 +88,31 @@ def fit(cfg: RtRayConfig, rows: list[dict], loop_config: dict, name: str):
         ),
         datasets={"train": ray.data.from_items(rows)},
     )
-    return trainer.fit()
+    return fit_off_the_main_thread(trainer)
+
+
+def fit_off_the_main_thread(trainer):
+    """``trainer.fit()`` in a helper thread. Called on the main thread, Ray Train installs a SIGINT
+    handler of its own that aborts the run and then lets the command carry on; from a helper thread
+    it does not (as under Tune), so Ctrl-C stays rt-ray's: it interrupts the wait below and unwinds
+    the command, and the trainer's actors go with the driver's Ray session."""
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="rt-ray-train-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=0.5)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def prepare_training(cfg: RtRayConfig, fmt: str, degree: int | None, held_out: set[str] | None = None) -> tuple[list, dict, dict]:
@@ -111,11 +137,14 @@ def train_student(
     parent_run_id: str | None = None,
     held_out: set[str] | None = None,
     run_name: str | None = None,
+    progress: dict | None = None,
 ) -> TrainResult:
     """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it.
-    Questions in ``held_out`` (a validation set) are left out of training."""
+    Questions in ``held_out`` (a validation set) are left out of training. Rank 0 posts its progress
+    to ``progress`` (``{"board", "key"}``, a sweep's); without it, the driver shows a bar of its own."""
     from rt_ray import tracking
     from rt_ray.cluster import ensure_ray
+    from rt_ray.progress import new_board, say, watch_board
 
     fmt = fmt or cfg.student.format
     output_dir = Path(output_dir or cfg.train.output_dir)
@@ -129,10 +158,16 @@ def train_student(
     tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}
     started = time.monotonic()
     run_name = run_name or f"{cfg.run_name}-{fmt}"
+    own_bar = progress is None
+    if own_bar:
+        say(f"training {fmt} student: {len(rows)} samples, {cfg.train.max_steps} steps on {cfg.train.num_workers} workers "
+            f"(DeepSpeed ZeRO-{cfg.train.zero_stage})")  # fmt: skip
+        progress = {"board": new_board(), "key": f"train {fmt}"}
     with tracking.tracked_run(cfg, stage="train", run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
         tracking.log_metrics({"train_samples": len(rows), "degree": degree or 0})
-        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id)
-        result = fit(cfg, rows, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
+        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress)
+        with watch_board(progress["board"]) if own_bar else nullcontext():
+            result = fit(cfg, rows, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
         if result.error is not None:
             raise result.error
         model_dir = output_dir / "model"

@@ -27,6 +27,21 @@ def trial_overrides(params: dict) -> list[str]:
     return [f"{KNOB_KEYS[k]}={v}" for k, v in params.items() if k in KNOB_KEYS]
 
 
+def trial_count(space: dict[str, list], search: str, num_samples: int) -> int:
+    if search == "random":
+        return num_samples
+    count = num_samples
+    for values in space.values():
+        count *= len(values)
+    return count
+
+
+def trial_label(knobs: dict) -> str:
+    """``D4-lr0.001``: names a trial the same way in every run of the sweep (folders, bars, MLflow)."""
+    rest = "-".join(f"{k}{str(v).replace('/', '_')}" for k, v in sorted(knobs.items()) if k != "degree")
+    return f"D{knobs['degree']}" + (f"-{rest}" if rest else "")
+
+
 def other_knobs(space: dict[str, list]) -> list[str]:
     """The knobs besides D that vary: each combination is one line in the plot."""
     return [k for k, values in space.items() if k != "degree" and len(values) > 1]

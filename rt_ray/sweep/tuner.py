@@ -1,55 +1,81 @@
 """The sweep stage: Ray Tune over the diversity degree D (and other knobs), one student per trial.
 
-    rt-ray sweep -c configs/quickstart.yaml            # table, plot, champion in the MLflow registry
-    rt-ray sweep -c configs/quickstart.yaml --resume   # after Ctrl-C: only the unfinished trials run
+    rt-ray sweep -c configs/quickstart.yaml     # table, plot, champion in the MLflow registry
+    rt-ray sweep -c configs/quickstart.yaml     # again (after Ctrl-C, a failure, or done): finished trials are reused
 
-Rationales are generated once at the largest D (the teacher cache makes a rerun free); each trial
-trains on the first D per question, as the paper does, inside a Tune function trainable that runs a
-Ray Train ``TorchTrainer`` (Ray Train V2's documented Tune pattern). Trials ask Tune for almost no
-resources themselves: their training workers reserve the CPUs/GPUs, so trials queue where the cluster
-is full and run side by side where it is not (up to ``sweep.max_concurrent_trials``).
+Rationales are generated once at the largest D (a finished teacher run with the same inputs is
+reused); each trial trains on the first D per question, as the paper does, inside a Tune function
+trainable that runs a Ray Train ``TorchTrainer`` (Ray Train V2's documented Tune pattern). Trials ask
+Tune for almost no resources themselves: their training workers reserve the CPUs/GPUs, so trials
+queue where the cluster is full and run side by side where it is not (``sweep.max_concurrent_trials``).
+
+Each finished trial leaves ``trials/<label>-<fingerprint>/result.json``; a trial whose result is
+there (same knobs, same inputs) reports it instead of training again, so any rerun resumes.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from rich.console import Console
 from rich.table import Table
 
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig, apply_override, parse_config
-from rt_ray.sweep.space import other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_overrides
+from rt_ray.console import note_kept
+from rt_ray.progress import bar, new_board, post_progress, say, watch_board
+from rt_ray.records import forget_record, read_record, write_record
+from rt_ray.sweep.space import (
+    other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_count, trial_label, trial_overrides,
+)  # fmt: skip
 
 SWEEP_STATE = "sweep_state.json"
+TRIAL_RESULT = "result.json"
+RESULT_KEYS = ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")
+# What a trial's student depends on besides its knobs and the teacher's rationales.
+TRIAL_INPUTS = ("task", "student", "train", "sweep.validation_size")
 
 
-def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str) -> None:
-    """One Tune trial: train the student on the first D rationales, evaluate it, report to Tune."""
+def trial_folder(cfg: RtRayConfig, knobs: dict, teacher_fingerprint: str) -> Path:
+    fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, upstream=teacher_fingerprint)
+    return Path(cfg.sweep.output_dir) / "trials" / f"{trial_label(knobs)}-{fingerprint}"
+
+
+def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fingerprint: str, board) -> None:
+    """One Tune trial: train the student on the first D rationales, evaluate it, report to Tune
+    (or report the result this trial left in an earlier run)."""
     import ray.tune
 
     from rt_ray.student.evaluate import evaluate_student
     from rt_ray.student.trainer import train_student
     from rt_ray.tasks import load_task_data
+    from rt_ray.teacher.pipeline import write_json
 
     tree = json.loads(json.dumps(base_config))
     for assignment in trial_overrides(knobs):
         apply_override(tree, assignment)
     cfg = parse_config(tree)
+    label = trial_label(knobs)
+    out = trial_folder(cfg, knobs, teacher_fingerprint)
+    target = {"board": board, "key": label}
+    if (out / TRIAL_RESULT).is_file():
+        result = json.loads((out / TRIAL_RESULT).read_text())
+        post_progress(target, phase="done", reused=True, step=cfg.train.max_steps, max_steps=cfg.train.max_steps, **result)
+        ray.tune.report(result)
+        return
 
     data = load_task_data(cfg.task)
     validation = data.train[: cfg.sweep.validation_size]
     rest = data.train[cfg.sweep.validation_size :]
     size = knobs.get("train_size")
     held_out = {s.id for s in validation} | ({s.id for s in rest[size:]} if size else set())
-    trial_id = ray.tune.get_context().get_trial_id()
-    out = Path(cfg.sweep.output_dir) / "trials" / trial_id
     started = time.monotonic()
-    name = f"{cfg.run_name}-D{knobs['degree']}-" + "-".join(f"{k}{v}" for k, v in knobs.items() if k != "degree")
     result = train_student(cfg, fmt="ft_cot", degree=knobs["degree"], output_dir=out, held_out=held_out,
-                           parent_run_id=parent_run_id, run_name=name.rstrip("-"))  # fmt: skip
+                           parent_run_id=parent_run_id, run_name=f"{cfg.run_name}-{label}", progress=target)  # fmt: skip
+    post_progress(target, phase="evaluating")
     source = {"path": str(result.model_dir)}
     validation_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_validation.jsonl", samples=validation)
     test_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_test.jsonl")
@@ -62,87 +88,117 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str) -> None:
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
         tracking.log_metrics(metrics)
         tracking.log_artifact(out / "predictions_test.jsonl", artifact_path="eval")
-    ray.tune.report({**metrics, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id})
+    outcome = {**metrics, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id}
+    write_json(out / TRIAL_RESULT, outcome)  # last: its presence means a whole trial
+    post_progress(target, phase="done", **outcome)
+    ray.tune.report(outcome)
 
 
-def ensure_rationales(cfg: RtRayConfig, max_degree: int, console: Console) -> dict:
-    """Generate at the largest D once; an existing finished run at that D is reused as is."""
-    from rt_ray.teacher.pipeline import generate
-
-    stats_path = Path(cfg.generation.output_dir) / "stats.json"
-    if stats_path.is_file():
-        stats = json.loads(stats_path.read_text())
-        if stats.get("status") in ("complete", "complete_with_failures") and stats.get("degree", 0) >= max_degree:
-            return stats
-    return generate(cfg.with_values(generation={"degree": max_degree}), console=console).stats
-
-
-def run_sweep(cfg: RtRayConfig, resume: bool = False, console: Console | None = None) -> dict:
+def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
+    """Sweep, or return the outcome of the finished sweep with the same inputs (``forget_sweep``
+    makes it train every trial again). Rationales come from ``teacher_stats``'s finished set, else are generated
+    once at the largest D (a finished set with the same teacher inputs is reused)."""
     import ray.tune
 
     from rt_ray.cluster import ensure_ray
+    from rt_ray.teacher.pipeline import finished_or_generate
 
-    console = console or Console(stderr=True)
     cfg = cfg.with_absolute_paths()
     out = Path(cfg.sweep.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     space = search_space(cfg.sweep)
-    ensure_rationales(cfg, max(space["degree"]), console)
+    teacher_stats = teacher_stats or finished_or_generate(cfg, max(space["degree"]))
+    upstream = teacher_stats["teacher_fingerprint"]
+    fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, "sweep", upstream=upstream)
+    finished = read_record(out, fingerprint)
+    if finished is not None:
+        say(f"sweep: reusing the finished sweep in {out} ({len(finished['trials'])} trials)")
+        note_kept(f"sweep ({out})")
+        return finished
     tree = cfg.with_values(generation={"degree": max(space["degree"])}).model_dump(mode="json")
     ensure_ray(cfg.ray)
 
-    state_path = out / SWEEP_STATE
-    storage, name = str(out / "tune"), "sweep"
-    if resume:
-        if not state_path.is_file() or not ray.tune.Tuner.can_restore(f"{storage}/{name}"):
-            raise FileNotFoundError(f"no sweep to resume in {out}; run without --resume first")
-        parent_run_id = json.loads(state_path.read_text())["parent_run_id"]
-        tuner = ray.tune.Tuner.restore(f"{storage}/{name}", trainable=_trainable(tree, parent_run_id), resume_errored=True)
-        with tracking.resumed_run(cfg.tracking, parent_run_id):
-            grid = tuner.fit()
-            return _finish(cfg, grid, space, parent_run_id, out, console)
-    with tracking.tracked_run(cfg, stage="sweep", run_name=f"{cfg.run_name}-sweep") as parent_run_id:
-        state_path.write_text(json.dumps({"parent_run_id": parent_run_id}))
+    total = trial_count(space, cfg.sweep.search, cfg.sweep.num_samples)
+    say(f"sweep: {total} trials over {', '.join(f'{k} {v}' for k, v in space.items())}, up to {cfg.sweep.max_concurrent_trials} at a time")
+    with _parent_run(cfg, out, fingerprint) as parent_run_id:
+        board = new_board()
         param_space = {k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()}
+        trainable = _trainable(tree, parent_run_id, upstream, board)
         tuner = ray.tune.Tuner(
-            _trainable(tree, parent_run_id),
+            trainable,
             param_space=param_space,
             tune_config=ray.tune.TuneConfig(
                 metric=cfg.sweep.metric, mode="max", num_samples=cfg.sweep.num_samples,
                 max_concurrent_trials=cfg.sweep.max_concurrent_trials,
             ),  # fmt: skip
-            run_config=ray.tune.RunConfig(name=name, storage_path=storage),
+            run_config=ray.tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "tune")),
         )
-        grid = tuner.fit()
-        return _finish(cfg, grid, space, parent_run_id, out, console)
+        with bar("sweep", total=total) as overall, watch_board(board, on_done=_trial_done(overall, cfg.sweep.metric)):
+            grid = tuner.fit()
+        outcome = _finish(cfg, grid, space, parent_run_id, out)
+    write_record(out, fingerprint, outcome)
+    note_kept(f"sweep ({out})")
+    return outcome
 
 
-def _trainable(base_config: dict, parent_run_id: str):
+def forget_sweep(sweep_dir: str | Path) -> None:
+    """Make the next run of this sweep train every trial again, under a new MLflow parent run."""
+    forget_record(sweep_dir)
+    (Path(sweep_dir) / SWEEP_STATE).unlink(missing_ok=True)
+    for result in Path(sweep_dir).glob(f"trials/*/{TRIAL_RESULT}"):
+        result.unlink()
+
+
+def _trial_done(overall, metric: str):
+    def announce(key: str, entry: dict) -> None:
+        overall.advance(1)
+        how = "reused" if entry.get("reused") else f"{entry.get('trial_time_s', 0):.0f} s"
+        say(f"trial {key}: {metric} {entry.get(metric, float('nan')):.3f}, test accuracy "
+            f"{entry.get('test_accuracy', float('nan')):.3f} ({how})")  # fmt: skip
+        note_kept(f"trial {key}")
+
+    return announce
+
+
+@contextmanager
+def _parent_run(cfg: RtRayConfig, out: Path, fingerprint: str) -> Iterator[str]:
+    """The sweep's MLflow parent run: the interrupted one again when the same sweep resumes, so its
+    trials stay together; a new one otherwise."""
+    state_path = out / SWEEP_STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state.get("fingerprint") == fingerprint and state.get("parent_run_id"):
+        with tracking.resumed_run(cfg.tracking, state["parent_run_id"]) as run_id:
+            yield run_id
+        return
+    with tracking.tracked_run(cfg, stage="sweep", run_name=f"{cfg.run_name}-sweep") as run_id:
+        state_path.write_text(json.dumps({"parent_run_id": run_id, "fingerprint": fingerprint}))
+        yield run_id
+
+
+def _trainable(base_config: dict, parent_run_id: str, teacher_fingerprint: str, board):
     import ray.tune
 
     # The base config travels beside the search space (tune.with_parameters), so Tune's tables and
     # trial names show only the knobs. The trial function only drives its TorchTrainer, whose workers
     # reserve the CPUs/GPUs; so the trial asks for no CPU (Tune needs some resource: a little memory).
-    trainable = ray.tune.with_parameters(sweep_trial, base_config=base_config, parent_run_id=parent_run_id)
+    trainable = ray.tune.with_parameters(sweep_trial, base_config=base_config, parent_run_id=parent_run_id,
+                                         teacher_fingerprint=teacher_fingerprint, board=board)  # fmt: skip
     return ray.tune.with_resources(trainable, {"CPU": 0, "memory": 256 * 2**20})
 
 
-def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path, console: Console) -> dict:
+def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path) -> dict:
     metric = cfg.sweep.metric
     trials = []
     for result in grid:
         if result.error is not None or not result.metrics or metric not in result.metrics:
             continue
         params = dict(result.config)
-        trials.append({"params": params, **{k: result.metrics[k] for k in
-                       ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")}})  # fmt: skip
+        trials.append({"params": params, **{k: result.metrics[k] for k in RESULT_KEYS}})
     if not trials:
         raise RuntimeError(f"no sweep trial finished; see the Tune logs in {out / 'tune'}")
     ranked = results_rows(trials, metric)
     knobs = other_knobs(space)
     plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / "accuracy_vs_degree.png")
-    table = results_table(ranked, knobs, metric)
-    Console(width=120).print(table)
     (out / "results.json").write_text(json.dumps(ranked, indent=2))
     (out / "results.md").write_text(results_markdown(ranked, knobs))
     best = ranked[0]

@@ -27,11 +27,10 @@ import pandas as pd
 import ray
 from pydantic import SecretStr
 from ray.data import DataContext
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rt_ray.cluster import ensure_ray
-from rt_ray.config import ConfigError, RtRayConfig, TeacherConfig
+from rt_ray.config import TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
+from rt_ray.console import note_kept
+from rt_ray.progress import bar, say
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.callers import TeacherCaller
@@ -165,20 +164,15 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, console: Console):
+def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None):
     """Stream every question's outcome back to the driver, with a live progress bar."""
     ensure_ray(cfg.ray)
     DataContext.get_current().enable_progress_bars = False  # the rich bar below says more
     governor = start_governor(cfg.teacher)
     totals = CallStats()
     rows, outcomes, records = [], [], []
-    columns = (
-        TextColumn("[bold]teacher"), BarColumn(bar_width=10), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[detail]}"),
-    )  # fmt: skip
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            bar = progress.add_task("questions", total=len(questions), detail="")
+        with bar("teacher", total=len(questions)) as progress:
             dataset = build_dataset(questions, cfg, api_key, governor)
             for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
                 for row in batch.to_dict("records"):
@@ -192,17 +186,42 @@ def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, co
                     f"kept {kept}/{len(records)} sent {totals.requests} cached {totals.cache_hits} "
                     f"retried {totals.retries} ${totals.cost_usd:.3f}"
                 )
-                progress.update(bar, completed=len(outcomes), detail=detail)
+                progress.update(completed=len(outcomes), detail=detail)
     finally:
         if governor is not None:
             ray.kill(governor)
     return rows, outcomes, records, totals
 
 
-def generate(cfg: RtRayConfig, console: Console | None = None, parent_run_id: str | None = None) -> GenerationResult:
+def teacher_fingerprint(cfg: RtRayConfig) -> str:
+    return cfg.fingerprint_of(*TEACHER_INPUTS)
+
+
+def reusable_generation(cfg: RtRayConfig, degree: int) -> dict | None:
+    """The stats of a finished teacher run in generation.output_dir made with this config's teacher
+    inputs at a degree of at least ``degree`` (its first D rationales per question are D's), else None."""
+    stats_path = Path(cfg.generation.output_dir) / "stats.json"
+    if not stats_path.is_file():
+        return None
+    stats = json.loads(stats_path.read_text())
+    finished = stats.get("status") in TERMINAL_STATUSES and stats.get("degree", 0) >= degree
+    return stats if finished and stats.get("teacher_fingerprint") == teacher_fingerprint(cfg) else None
+
+
+def finished_or_generate(cfg: RtRayConfig, degree: int, rerun: bool = False) -> dict:
+    """The stats of the finished teacher set for ``degree`` (reused when its inputs match), generating
+    it at that degree otherwise; ``rerun`` generates again (the cache still answers what it holds)."""
+    stats = None if rerun else reusable_generation(cfg, degree)
+    if stats is None:
+        return generate(cfg.with_values(generation={"degree": degree})).stats
+    say(f"teacher stage: reusing the finished teacher set in {cfg.generation.output_dir} (D={stats['degree']})")
+    note_kept(f"teacher set ({cfg.generation.output_dir})")
+    return stats
+
+
+def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationResult:
     from rt_ray import tracking
 
-    console = console or Console(stderr=True)
     data = load_task_data(cfg.task)
     api_key = read_api_key(cfg.teacher)
     out = Path(cfg.generation.output_dir)
@@ -213,9 +232,13 @@ def generate(cfg: RtRayConfig, console: Console | None = None, parent_run_id: st
     try:
         with teacher_endpoint(cfg.teacher):
             check_teacher(cfg.teacher, api_key)
-            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key, console)
+            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}")
+            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key)
     except BaseException as error:
-        write_json(out / "stats.json", {"status": "failed", "task": cfg.task.name, "error": f"{type(error).__name__}: {error}"})
+        state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        write_json(out / "stats.json", {"status": state, "task": cfg.task.name, "error": f"{type(error).__name__}: {error}"})
+        if state == "interrupted":
+            note_kept(f"every teacher sample received (cache {cfg.teacher.cache_dir})")
         raise
     order = {sample.id: index for index, sample in enumerate(data.train)}
     records.sort(key=lambda r: (order[r["question_id"]], r["sample_index"]))
@@ -226,7 +249,8 @@ def generate(cfg: RtRayConfig, console: Console | None = None, parent_run_id: st
         if row["status"] != "ok"
     ]
     stats = summarize(records, outcomes, totals, cfg.generation.degree, time.monotonic() - started)
-    stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint())
+    stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
+                 teacher_fingerprint=teacher_fingerprint(cfg))  # fmt: skip
     write_jsonl(out / "rationales.jsonl", records)
     write_jsonl(out / "filtered.jsonl", kept)
     write_jsonl(out / "failures.jsonl", failures)
@@ -239,6 +263,7 @@ def generate(cfg: RtRayConfig, console: Console | None = None, parent_run_id: st
         write_json(out / "stats.json", stats)
         for name in ("stats.json", "failures.jsonl"):
             tracking.log_artifact(out / name, artifact_path="teacher")
+    note_kept(f"teacher set ({out})")
     return GenerationResult(out, stats)
 
 

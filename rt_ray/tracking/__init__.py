@@ -17,6 +17,13 @@ from typing import Iterator
 from rt_ray.config import RtRayConfig, TrackingConfig
 
 MAX_PARAM_CHARS = 500
+_invocation_tags: dict[str, str] = {}
+
+
+def tag_new_runs(tags: dict[str, str]) -> None:
+    """Tags for every run this process starts from now on (the CLI's invocation id, so that an
+    interrupted command can find its runs)."""
+    _invocation_tags.update(tags)
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
@@ -48,12 +55,28 @@ def tracked_run(
 ) -> Iterator[str]:
     """An MLflow run for one stage, with the resolved config (which holds no secret) as params."""
     mlflow = _mlflow(cfg.tracking)
-    all_tags = {"rt_ray.stage": stage, "rt_ray.task": cfg.task.name, **(tags or {})}
+    all_tags = {"rt_ray.stage": stage, "rt_ray.task": cfg.task.name, **_invocation_tags, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    with mlflow.start_run(run_name=run_name or f"{cfg.run_name}-{stage}", tags=all_tags, nested=bool(parent_run_id)) as run:
+    run = mlflow.start_run(run_name=run_name or f"{cfg.run_name}-{stage}", tags=all_tags, nested=bool(parent_run_id))
+    with _ended_by_outcome(mlflow):
         mlflow.log_params(config_params(cfg))
         yield run.info.run_id
+
+
+@contextmanager
+def _ended_by_outcome(mlflow) -> Iterator[None]:
+    """End the active run FINISHED, FAILED, or KILLED when Ctrl-C stopped it (MLflow's own context
+    manager would say FAILED)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run()
 
 
 def log_metrics(metrics: dict, step: int | None = None) -> None:
@@ -91,8 +114,34 @@ def log_metrics_to_run(tracking_uri: str, run_id: str, metrics: dict, step: int)
 @contextmanager
 def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
     mlflow = _mlflow(cfg)
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    with _ended_by_outcome(mlflow):
+        if _invocation_tags:
+            mlflow.set_tags(_invocation_tags)  # this invocation works in it now (see end_interrupted_runs)
         yield run_id
+
+
+def end_interrupted_runs(cfg: TrackingConfig, invocation: str) -> int:
+    """Mark KILLED every run still RUNNING that this invocation started, or that descends from one
+    (Tune trials and Ray workers start theirs as children); returns how many."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(cfg))
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        return 0
+    ids = [experiment.experiment_id]
+    mine = {run.info.run_id for run in client.search_runs(ids, f"tags.`rt_ray.invocation` = '{invocation}'")}
+    running = client.search_runs(ids, "attributes.status = 'RUNNING'")
+    grew = True
+    while grew:
+        children = {r.info.run_id for r in running if r.data.tags.get("mlflow.parentRunId") in mine} - mine
+        mine |= children
+        grew = bool(children)
+    ended = [r.info.run_id for r in running if r.info.run_id in mine]
+    for run_id in ended:
+        client.set_terminated(run_id, "KILLED")
+    return len(ended)
 
 
 def log_student_model(model_dir: str | Path, registered_name: str | None) -> str | None:
@@ -123,6 +172,22 @@ def load_logged_student(model_uri: str, tracking_uri: str | None):
         mlflow.set_tracking_uri(tracking_uri)
     components = mlflow.transformers.load_model(model_uri, return_type="components")
     return components["model"], components["tokenizer"]
+
+
+def champion_uri(cfg: TrackingConfig, registered_name: str, alias: str = "champion") -> str | None:
+    """``models:/<name>@champion`` when the registry has that alias, else None (an absent local store
+    is not created by asking)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(cfg)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None
+    try:
+        MlflowClient(tracking_uri=uri).get_model_version_by_alias(registered_name, alias)
+    except MlflowException:
+        return None
+    return f"models:/{registered_name}@{alias}"
 
 
 def set_alias(cfg: TrackingConfig, registered_name: str, alias: str, version: str | None) -> None:

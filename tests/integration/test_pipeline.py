@@ -1,12 +1,16 @@
-"""`rt-ray pipeline` end to end on the session's Ray cluster: teacher, training, baselines, Serve,
-sample queries and one report; a second run sends the teacher nothing."""
+"""`rt-ray pipeline` end to end, as a user runs it: teacher, sweep, baselines, Serve, sample queries
+and one report on a quiet console; a rerun reuses every finished stage; `rt-ray serve` then serves
+the champion; Ctrl-C stops cleanly and the printed command resumes."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,40 +18,74 @@ import pytest
 import yaml
 
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from tests.processes import interrupt_when, leftover_processes, pids, resume_args, start_cli
 from tests.tiny import coin_flip_run
 
 pytestmark = pytest.mark.integration
+WORKER_LINE = re.compile(r"\((pid=\d+|RayTrainWorker|TrainController|_WrappedExecutable|ServeReplica|ServeController)")
 
 
-def pipeline_cli(config: Path, *overrides: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "rt_ray.cli", "pipeline", "-c", str(config)]
-    for override in overrides:
-        args += ["--set", override]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+def rt_ray(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rt_ray.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env if env is not None else dict(os.environ))  # fmt: skip
 
 
-def test_pipeline_runs_every_stage_reports_and_reuses_the_teacher_cache(ray_cluster, tmp_path):
+def runs_of(tree: dict, stage: str) -> list:
     from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    experiment = client.get_experiment_by_name(tree["tracking"]["experiment"])
+    return client.search_runs([experiment.experiment_id], f"tags.`rt_ray.stage` = '{stage}'")
+
+
+def running_runs(tree: dict) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
+    experiment = client.get_experiment_by_name(tree["tracking"]["experiment"])
+    return [r.info.run_name for r in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")]
+
+
+def test_pipeline_reports_on_a_quiet_console_reruns_in_seconds_serves_its_champion_and_force_retrains(ray_cluster, tmp_path):
     port = free_port()
     with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
         tree = coin_flip_run(
             tmp_path, sim.base_url, "pipe",
+            student={"registered_name": "pipe-student"},
             train={"max_steps": 12, "checkpoint_every_steps": 6},
+            sweep={"degrees": [2], "validation_size": 10, "output_dir": str(tmp_path / "sweep")},
             serve={"port": port, "max_tokens_cap": 48},
-            pipeline={"sweep": False, "sample_queries": 2, "output_dir": str(tmp_path / "pipeline")},
+            pipeline={"sample_queries": 2, "output_dir": str(tmp_path / "pipeline")},
         )  # fmt: skip
         config = tmp_path / "pipe.yaml"
         config.write_text(yaml.safe_dump(tree))
-        first = pipeline_cli(config)
+        first = rt_ray("pipeline", "-c", str(config))
         assert first.returncode == 0, first.stderr[-4000:]
         sent_first = len(sim.requests())
-        second = pipeline_cli(config, "pipeline.baselines=false", "pipeline.deploy=false",
-                              f"pipeline.output_dir={tmp_path / 'again'}")  # fmt: skip
+        report = json.loads((tmp_path / "pipeline" / "report.json").read_text())
+
+        started = time.monotonic()
+        second = rt_ray("pipeline", "-c", str(config))
+        rerun_s = time.monotonic() - started
         assert second.returncode == 0, second.stderr[-4000:]
         assert len(sim.requests()) == sent_first, "the rerun sent the teacher nothing"
+        trained_once = len(runs_of(tree, "train"))
 
-    report = json.loads((tmp_path / "pipeline" / "report.json").read_text())
+        forced = rt_ray("pipeline", "-c", str(config), "--force", "--set", "pipeline.baselines=false", "--set", "pipeline.deploy=false")
+        assert forced.returncode == 0, forced.stderr[-4000:]
+        assert len(runs_of(tree, "train")) == trained_once + 1, "--force trained the sweep's trial again"
+
+    # The console is rt-ray's own; Ray's, Tune's and the libraries' output is in the log file it names.
+    console = first.stdout + first.stderr
+    for line in console.splitlines():
+        assert not WORKER_LINE.search(line), f"a Ray worker's line reached the console: {line}"
+        assert "Warning" not in line and "Trial status" not in line and "Traceback" not in line, line
+    log = Path(re.search(r"goes to (\S+\.log)", " ".join(first.stderr.split())).group(1))
+    assert log.parent == tmp_path / "logs"
+    logged = log.read_text()
+    assert WORKER_LINE.search(logged) and "Trial status" in logged and "Warning" in logged
+    assert "teacher stage:" in first.stderr and "trial D2:" in first.stderr and "champion deployed at" in first.stderr
+
     assert report["teacher"]["requests_sent"] > 0 and report["teacher"]["rationales"] == 84
     methods = [row["method"] for row in report["accuracy"]]
     assert methods == ["teacher (train split)", "zero_shot", "vanilla", "champion (Fine-tune-CoT, D=2)"]
@@ -58,8 +96,55 @@ def test_pipeline_runs_every_stage_reports_and_reuses_the_teacher_cache(ray_clus
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # it took its deployment down
 
-    again = json.loads((tmp_path / "again" / "report.json").read_text())
-    assert again["teacher"]["requests_sent"] == 0 and again["teacher"]["cache_hits"] > 0
-    client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
-    runs = client.search_runs([client.get_experiment_by_name("pipe").experiment_id], "tags.`rt_ray.stage` = 'pipeline'")
-    assert len(runs) == 2 and {"champion_accuracy", "teacher_accuracy"} <= set(runs[-1].data.metrics)
+    # The rerun reused the teacher set, the sweep's trial and the baselines: no training, seconds.
+    assert rerun_s < 60, f"the rerun took {rerun_s:.0f} s"
+    assert trained_once == 2, "one sweep trial and one vanilla baseline, each trained once"
+    for stage in ("teacher", "sweep", "baselines"):
+        assert f"{stage}: reusing" in second.stderr or f"{stage} stage: reusing" in second.stderr, second.stderr
+    assert len(runs_of(tree, "pipeline")) == 3 and "champion_accuracy" in runs_of(tree, "pipeline")[0].data.metrics
+
+    # `rt-ray serve` with no serve.model serves what the pipeline produced: the registry's champion.
+    serve_log = tmp_path / "serve.txt"
+    server = start_cli(["serve", "-c", str(config)], serve_log)
+    try:
+        deadline = time.monotonic() + 180
+        while "serving until Ctrl-C" not in serve_log.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, serve_log.read_text()[-3000:]
+            time.sleep(1)
+        question = report["samples"][0]["question"]
+        solved = httpx.post(f"http://127.0.0.1:{port}/v1/solve", json={"task": "coin_flip", "question": question}, timeout=60)
+        assert solved.status_code == 200 and "rationale" in solved.json(), solved.text
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=120) == 0
+    assert "serving models:/pipe-student@champion" in " ".join(serve_log.read_text().split())
+
+
+def test_ctrl_c_during_training_stops_every_process_and_the_printed_command_finishes_the_work(tmp_path):
+    """A pipeline on a Ray cluster of its own, with the simulator it starts itself: after Ctrl-C
+    nothing of the run is left, and no MLflow run says RUNNING."""
+    tree = coin_flip_run(
+        tmp_path, f"http://127.0.0.1:{free_port()}/v1", "pipe-int",
+        teacher={"simulator": {"autostart": True, "latency_s": 0.01}},
+        train={"max_steps": 150, "checkpoint_every_steps": 10},
+        pipeline={"sweep": False, "baselines": False, "deploy": False, "output_dir": str(tmp_path / "pipeline")},
+    )  # fmt: skip
+    config = tmp_path / "pipe.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local cluster of its own
+    console_log = tmp_path / "console.txt"
+    before = pids()
+    process = start_cli(["pipeline", "-c", str(config)], console_log, env)
+    training = lambda: any((tmp_path / "student" / "ray_train").glob("*/checkpoint_*"))  # noqa: E731
+    code = interrupt_when(process, training)
+    console = console_log.read_text()
+    assert code == 130, console[-3000:]
+    assert "Traceback" not in console and "interrupted: kept teacher set" in " ".join(console.split())
+    assert leftover_processes(before) == [], "Ray, the simulator or the command itself outlived Ctrl-C"
+    assert running_runs(tree) == []
+    assert runs_of(tree, "train")[0].info.status == "KILLED"
+
+    resumed = rt_ray(*resume_args(console), env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "teacher stage: reusing the finished teacher set" in resumed.stderr
+    assert json.loads((tmp_path / "pipeline" / "report.json").read_text())["champion"]["n"] > 0

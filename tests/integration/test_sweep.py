@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.sweep.tuner import run_sweep
 from rt_ray.teacher.simulator import SimulatorProcess
+from tests.processes import interrupt_when, leftover_processes, pids, resume_args, start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -62,40 +61,38 @@ def test_sweep_makes_nested_runs_a_plot_and_a_champion(sweep_tree):
     assert best["validation_accuracy"] == max(t["validation_accuracy"] for t in outcome["trials"])
 
 
-def test_a_sweep_killed_after_its_first_trial_resumes_only_the_rest(sweep_tree, tmp_path):
+def test_ctrl_c_after_the_first_trial_stops_cleanly_and_the_printed_command_trains_only_the_rest(sweep_tree, tmp_path):
+    """`rt-ray sweep` on a Ray cluster of its own: Ctrl-C once a trial has finished; exit 130, one
+    line, no process or RUNNING MLflow run left; the printed command reuses the finished trial."""
     sweep_tree["sweep"]["degrees"] = [1, 2, 4]
+    sweep_tree["log_dir"] = str(tmp_path / "logs")
     path = tmp_path / "sweep.yaml"
     path.write_text("# test\n" + yaml.safe_dump(sweep_tree))
-    process = subprocess.Popen([sys.executable, "-m", "rt_ray.cli", "sweep", "-c", str(path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    state_dir = tmp_path / "sweep" / "tune" / "sweep"
-    deadline = time.monotonic() + 600
-
-    def finished_trials() -> int:
-        count = 0
-        for state in state_dir.glob("experiment_state-*.json"):
-            count = max(count, state.read_text().count("TERMINATED"))
-        return count
-
-    while finished_trials() < 1:
-        assert process.poll() is None, "the sweep ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    time.sleep(3)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    console_log = tmp_path / "console.txt"
+    before = pids()
+    process = start_cli(["sweep", "-c", str(path)], console_log, env)
+    code = interrupt_when(process, lambda: any((tmp_path / "sweep" / "trials").glob("*/result.json")))
+    console = console_log.read_text()
+    assert code == 130, console[-3000:]
+    assert "Traceback" not in console and "Tuner.restore" not in console
+    assert "resume with: rt-ray sweep -c" in " ".join(console.split())
+    assert leftover_processes(before) == []
     parent = json.loads((tmp_path / "sweep" / "sweep_state.json").read_text())["parent_run_id"]
-    done_before = [int(r.data.metrics["degree"]) for r in child_runs(sweep_tree, parent) if "validation_accuracy" in r.data.metrics]
+    runs = child_runs(sweep_tree, parent)
+    assert all(r.info.status != "RUNNING" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    done_before = [int(r.data.metrics["degree"]) for r in runs if "validation_accuracy" in r.data.metrics]
     assert len(done_before) >= 1
 
-    run = subprocess.run([sys.executable, "-m", "rt_ray.cli", "sweep", "-c", str(path), "--resume"],
-                         capture_output=True, text=True, timeout=900, env=os.environ.copy())  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "rt_ray.cli", *resume_args(console)],
+                         capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     trained = [r for r in child_runs(sweep_tree, parent) if r.data.tags.get("rt_ray.stage") == "train"]
     finished = [r for r in trained if "validation_accuracy" in r.data.metrics]
     assert sorted(int(r.data.metrics["degree"]) for r in finished) == [1, 2, 4]
     degrees_trained = [int(r.data.metrics["degree"]) for r in trained]
     for degree in done_before:
-        assert degrees_trained.count(degree) == 1, f"finished trial D={degree} was not rerun: {degrees_trained}"
+        assert degrees_trained.count(degree) == 1, f"finished trial D={degree} was trained again: {degrees_trained}"
+        assert f"trial D{degree}:" in run.stderr and "(reused)" in run.stderr
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert len(results) == 3

@@ -79,3 +79,28 @@ def test_with_values_changes_only_the_named_keys_and_validates_them():
     assert (changed.train.seed, changed.train.lr, changed.train.max_steps) == (3, 0.01, 7) and cfg.train.seed == 0
     with pytest.raises(ConfigError, match="train.max_steps"):
         cfg.with_values(train={"max_steps": 0})
+
+
+def test_an_empty_config_file_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# only a comment\n")
+    with pytest.raises(ConfigError, match=f"config file {path} is empty"):
+        load_config(path)
+
+
+def test_a_ray_job_without_a_tracking_uri_is_refused_with_how_to_set_one(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
+    with pytest.raises(ConfigError, match="Ray job has no MLflow tracking URI.*MLFLOW_TRACKING_URI"):
+        parse_config({}).with_absolute_paths()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert parse_config({}).with_absolute_paths().tracking.tracking_uri == "http://mlflow:5000"
+
+
+def test_fingerprint_of_follows_inputs_not_where_or_how_fast_the_work_runs():
+    base = parse_config({})
+    fingerprint = base.fingerprint_of("task", "train")
+    assert base.with_values(train={"output_dir": "elsewhere", "checkpoint_every_steps": 7}).fingerprint_of("task", "train") == fingerprint
+    assert base.with_values(train={"lr": 0.5}).fingerprint_of("task", "train") != fingerprint
+    assert base.with_values(student={"tiny_layers": 9}).fingerprint_of("task", "train") == fingerprint
+    assert base.fingerprint_of("task", "train", upstream="other teacher") != fingerprint

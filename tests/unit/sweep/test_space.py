@@ -28,3 +28,12 @@ def test_plot_is_a_png_with_one_line_per_knob_value(tmp_path):
     ]
     path = plot_accuracy_vs_degree(trials, ["lr"], "validation_accuracy", tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_trial_labels_name_the_knobs_the_same_way_every_run():
+    from rt_ray.sweep.space import trial_count, trial_label
+
+    assert trial_label({"degree": 4}) == "D4"
+    assert trial_label({"lr": 0.001, "degree": 2, "student_model": "org/model"}) == "D2-lr0.001-student_modelorg_model"
+    assert trial_count({"degree": [1, 2, 4], "lr": [1e-3, 2e-3]}, "grid", 2) == 12
+    assert trial_count({"degree": [1, 2, 4]}, "random", 5) == 5

@@ -1,0 +1,82 @@
+"""The user's console, and where everyone else's output goes.
+
+    with quiet_output(Path("runs/quickstart/logs/pipeline.log")):
+        status().print("teacher stage")   # the terminal's stderr: headers, progress, one-line errors
+        report().print(table)             # the terminal's stdout: tables and reports
+
+By default a command's file descriptors 1 and 2 point at its log file, so whatever Ray (driver, its
+log monitor relaying worker output, Tune's status table), DeepSpeed, transformers or a C++ library
+writes lands there, while rt-ray keeps copies of the terminal's descriptors for its own lines. This
+is redirection at the descriptor level, not text filtering: nothing is dropped, it just has one place.
+``-v`` leaves the descriptors alone and everything reaches the terminal as before.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from rich.console import Console
+
+_status = Console(stderr=True)
+_report_stream: IO[str] | None = None  # None: sys.stdout as it is
+_log_path: Path | None = None
+_kept: list[str] = []
+
+
+def status() -> Console:
+    """rt-ray's own lines: stage headers, progress, one-line errors (the terminal's stderr)."""
+    return _status
+
+
+def report(width: int = 120) -> Console:
+    """Tables and reports (the terminal's stdout)."""
+    return Console(file=_report_stream or sys.stdout, width=width)
+
+
+def log_path() -> Path | None:
+    """The log file of this command, where Ray's and the libraries' output went (None with -v)."""
+    return _log_path
+
+
+def note_kept(what: str) -> None:
+    """Record something finished and saved, for the line an interrupted command ends with."""
+    _kept.append(what)
+
+
+def kept() -> list[str]:
+    return list(_kept)
+
+
+@contextmanager
+def quiet_output(path: Path) -> Iterator[Path]:
+    """Point descriptors 1 and 2 (and so every library and child process) at ``path``; rt-ray's
+    status and report consoles keep writing to the terminal."""
+    global _report_stream, _log_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    terminal_out = os.fdopen(saved_out, "w", buffering=1, closefd=False)
+    terminal_err = os.fdopen(saved_err, "w", buffering=1, closefd=False)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    previous_file = _status.file
+    _status.file, _report_stream, _log_path = terminal_err, terminal_out, path
+    try:
+        yield path
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        terminal_out.flush()
+        terminal_err.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        _status.file, _report_stream, _log_path = previous_file, None, None

@@ -1,0 +1,152 @@
+"""Progress the user sees: rich bars in the driver.
+
+    with bar("evaluating ft_cot", total=150) as task:
+        task.advance(32)
+
+The driver's own loops (teacher, evaluation, the sweep's trials) update bars directly. Training runs
+in Ray Train workers, on other processes and nodes: rank 0 posts its step, loss and tokens/s to a
+``ProgressBoard`` actor (fire and forget), and a driver thread copies the board onto the bars.
+All bars share one rich ``Progress``, since rich allows one live display at a time; on a terminal
+they redraw in place, elsewhere (a job's log, a pipe) each bar prints its final state once, and
+``say`` lines mark the milestones.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from rt_ray.console import status
+
+_lock = threading.RLock()
+_progress: Progress | None = None
+_open_bars = 0
+
+
+class Bar:
+    def __init__(self, progress: Progress, task_id):
+        self._progress, self._id = progress, task_id
+
+    def advance(self, amount: float = 1) -> None:
+        self._progress.advance(self._id, amount)
+
+    def update(self, completed: float | None = None, total: float | None = None, detail: str | None = None,
+               description: str | None = None) -> None:  # fmt: skip
+        fields = {"detail": detail} if detail is not None else {}
+        self._progress.update(self._id, completed=completed, total=total, description=description, **fields)
+
+
+def _columns() -> tuple:
+    return (TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(), TextColumn("eta"),
+            TimeRemainingColumn(compact=True), TextColumn("{task.fields[detail]}"))  # fmt: skip
+
+
+@contextmanager
+def bar(description: str, total: float | None, detail: str = "") -> Iterator[Bar]:
+    """A bar on the shared display, started with the first bar and stopped with the last."""
+    global _progress, _open_bars
+    with _lock:
+        if _progress is None:
+            _progress = Progress(*_columns(), console=status(), transient=False)
+            _progress.start()
+        _open_bars += 1
+        progress = _progress
+        task_id = progress.add_task(description, total=total, detail=detail)
+    try:
+        yield Bar(progress, task_id)
+    finally:
+        with _lock:
+            _open_bars -= 1
+            if _open_bars == 0:
+                progress.stop()
+                _progress = None
+
+
+def say(line: str) -> None:
+    """One line above the bars (or plainly, when none is shown)."""
+    with _lock:
+        (_progress.console if _progress is not None else status()).print(line, soft_wrap=True)
+
+
+def training_detail(entry: dict) -> str:
+    """``loss 0.412 · 8.1k tok/s`` from what rank 0 posted."""
+    parts = []
+    if entry.get("loss") is not None:
+        parts.append(f"loss {entry['loss']:.3f}")
+    if entry.get("tokens_per_s"):
+        parts.append(f"{entry['tokens_per_s'] / 1000:.1f}k tok/s")
+    if entry.get("phase") and entry["phase"] != "training":
+        parts.append(entry["phase"])
+    return " · ".join(parts)
+
+
+class ProgressBoard:
+    """Where training workers post progress for the driver's bars: key -> latest fields."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict] = {}
+
+    def post(self, key: str, fields: dict) -> None:
+        self._entries.setdefault(key, {}).update(fields)
+
+    def read(self) -> dict[str, dict]:
+        return self._entries
+
+
+def new_board():
+    """A ``ProgressBoard`` actor owned by this driver; its handle travels in worker configs."""
+    import ray
+
+    return ray.remote(num_cpus=0)(ProgressBoard).remote()
+
+
+def post_progress(target: dict | None, **fields) -> None:
+    """From a worker: post to the board named in its config (``{"board", "key"}``), never waiting."""
+    if target:
+        target["board"].post.remote(target["key"], fields)
+
+
+@contextmanager
+def watch_board(board, on_done: Callable[[str, dict], None] | None = None, period_s: float = 0.5) -> Iterator[None]:
+    """While the block runs, show one bar per key posted on ``board`` (step of max_steps), and call
+    ``on_done(key, entry)`` once for each key whose phase becomes "done"."""
+    import ray
+
+    bars: dict[str, tuple] = {}
+    done: set[str] = set()
+    stop = threading.Event()
+    sync_lock = threading.Lock()
+
+    def sync() -> None:
+        try:
+            entries = ray.get(board.read.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a missed refresh is not worth failing the run for
+            return
+        with sync_lock:
+            for key, entry in entries.items():
+                if key not in bars:
+                    context = bar(key, entry.get("max_steps"))
+                    bars[key] = (context, context.__enter__())
+                bars[key][1].update(completed=entry.get("step", 0), total=entry.get("max_steps"), detail=training_detail(entry))
+                if entry.get("phase") == "done" and key not in done:
+                    done.add(key)
+                    if on_done is not None:
+                        on_done(key, entry)
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            sync()
+
+    thread = threading.Thread(target=loop, name="rt-ray-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sync()
+        for context, _ in bars.values():
+            context.__exit__(None, None, None)

@@ -1,0 +1,71 @@
+"""What a command leaves running, and interrupting a command the way Ctrl-C does."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+# Process command lines that belong to an rt-ray run: a Ray cluster, its workers, Serve, the simulator.
+RUN_MARKERS = ("raylet", "gcs_server", "ray::", "default_worker.py", "teacher-sim", "rt_ray.cli", "log_monitor.py",
+               "dashboard", "runtime_env_agent", "monitor.py")  # fmt: skip
+
+
+def _ours(process: psutil.Process) -> bool:
+    """Started by this test session (its own Ray cluster included), not left behind by a command."""
+    try:
+        return any(parent.pid == os.getpid() for parent in process.parents())
+    except psutil.Error:
+        return True
+
+
+def leftover_processes(before: set[int], wait_s: float = 30.0) -> list[str]:
+    """Run processes that appeared after ``before`` and outlive the command by ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = []
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if process.pid not in before and any(m in cmdline for m in RUN_MARKERS) and not _ours(process):
+                left.append(f"{process.pid}: {cmdline[:200]}")
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1)
+
+
+def pids() -> set[int]:
+    return set(psutil.pids())
+
+
+def start_cli(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """``rt-ray ARGS`` with its console (stdout and stderr) in ``log``, as a user's terminal would show it."""
+    handle = open(log, "w")
+    return subprocess.Popen([sys.executable, "-m", "rt_ray.cli", *args], stdout=handle, stderr=subprocess.STDOUT,
+                            env=env if env is not None else dict(os.environ))  # fmt: skip
+
+
+def interrupt_when(process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float = 600, settle_s: float = 0.0) -> int:
+    """SIGINT (Ctrl-C) once ``ready()`` holds (and ``settle_s`` later); returns the exit code."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert process.poll() is None, "the command ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the command never reached the point to interrupt"
+        time.sleep(0.5)
+    time.sleep(settle_s)
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=180)
+
+
+def resume_args(console: str) -> list[str]:
+    """The arguments of the ``rt-ray ...`` command that an interrupted command printed."""
+    line = " ".join(console.split()).split("resume with: ", 1)[1]
+    words = shlex.split(line.split(" (full log:", 1)[0])
+    assert words[0] == "rt-ray", words
+    return words[1:]
