@@ -119,8 +119,9 @@ def _resume_command(command: str) -> str:
             skip = True
         elif not arg.startswith("--from="):
             args.append(arg)
-    program = "rt-ray" if Path(sys.argv[0]).name in ("rt-ray", "cli.py", "__main__.py") else f"python {sys.argv[0]}"
-    return shlex.join([program, *args]) if args and args[0] == command else shlex.join([program, command, *args])
+    if Path(sys.argv[0]).name not in ("rt-ray", "cli.py", "__main__.py"):
+        return shlex.join(["python", sys.argv[0], *args])  # a job entrypoint (jobs/<command>.py) names its command
+    return shlex.join(["rt-ray", *args]) if args and args[0] == command else shlex.join(["rt-ray", command, *args])
 
 
 def _stop_after_interrupt(cfg: RtRayConfig, command: str, invocation: str) -> NoReturn:
