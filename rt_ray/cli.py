@@ -91,9 +91,22 @@ def _fail_clearly(error: BaseException) -> NoReturn:
     if log_path() is None:
         raise error
     traceback.print_exception(error)  # descriptor 2: the log file
-    first = (str(error).strip().splitlines() or [""])[0][:300]
-    status().print(f"[red]error:[/red] {type(error).__name__}: {first}{_log_hint()}", soft_wrap=True)
+    root = _root_cause(error)
+    first = (str(root).strip().splitlines() or [""])[0][:300]
+    status().print(f"[red]error:[/red] {type(root).__name__}: {first}{_log_hint()}", soft_wrap=True)
     raise typer.Exit(1) from None
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The error a worker raised, not Ray's wrapper of it (RayTaskError.cause, Train's and Tune's chains)."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "cause", None) or error.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return error
 
 
 def _exit_at_once(signum, frame) -> None:

@@ -51,8 +51,12 @@ class Price(Section):
     output_per_1m: float = Field(ge=0)
 
 
+SIMULATOR_MODEL = "teacher-sim"
+
+
 class SimulatorConfig(Section):
-    """The offline teacher (``rt-ray teacher-sim``); started by ``rt-ray generate`` when autostart is on."""
+    """The offline teacher (``rt-ray teacher-sim``); started by ``rt-ray generate`` when autostart is on
+    and the teacher *is* the simulator (``teacher.model: teacher-sim``), never in place of another model."""
 
     autostart: bool = False
     latency_s: float = Field(0.05, ge=0)
@@ -64,7 +68,7 @@ class SimulatorConfig(Section):
 
 class TeacherConfig(Section):
     base_url: str = "http://127.0.0.1:8765/v1"
-    model: str = "teacher-sim"
+    model: str = SIMULATOR_MODEL
     api: Literal["completions", "chat"] = "completions"
     api_key_env: str = "OPENAI_API_KEY"
     supports_n: bool = True

@@ -50,7 +50,9 @@ def bar(description: str, total: float | None, detail: str = "") -> Iterator[Bar
     global _progress, _open_bars
     with _lock:
         if _progress is None:
-            _progress = Progress(*_columns(), console=status(), transient=False)
+            # No redirect: on a terminal rich would otherwise route sys.stdout/sys.stderr (Ray's relayed
+            # worker lines among them) through the display, past the log file.
+            _progress = Progress(*_columns(), console=status(), transient=False, redirect_stdout=False, redirect_stderr=False)
             _progress.start()
         _open_bars += 1
         progress = _progress

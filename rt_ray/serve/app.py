@@ -26,11 +26,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import SecretStr
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rt_ray.config import ConfigError, RtRayConfig, ServeConfig, load_config
 from rt_ray.serve.schemas import (
     ChatRequest, CompletionRequest, RequestError, Sampling, SolveRequest, apply_stop, check_limits,
-    completion_body, new_id, split_rationale,
+    completion_body, error_param, new_id, split_rationale,
 )  # fmt: skip
 from rt_ray.student.formats import student_input
 from rt_ray.student.generation import (
@@ -44,25 +45,41 @@ from rt_ray.student.generation import (
 from rt_ray.tasks.answers import FT_COT_PREFIX
 
 logger = logging.getLogger("rt_ray.serve")
+FALLBACK_MAX_TOKENS = 128  # default max_tokens for a model that does not say (a hub model, an older student)
 app = FastAPI(title="rt-ray student", description="A Fine-tune-CoT student behind an OpenAI-compatible API")
 
 
-def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
+def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error",
+           code: str | None = None) -> JSONResponse:  # fmt: skip
+    # OpenAI's error body: `code` is a string (or null), never the HTTP status.
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
 
 @app.exception_handler(RequestValidationError)
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
     problem = error.errors()[0]
     if problem["type"] == "json_invalid":
-        return _error(400, "request body is not valid JSON")
-    field = ".".join(str(p) for p in problem["loc"] if p != "body")
-    return _error(400, f"{field}: {problem['msg']}", field or None)
+        return _error(400, "request body is not valid JSON", "body")
+    param = error_param(tuple(problem["loc"]))
+    if param == "body":
+        return _error(400, "request body must be a JSON object", "body")
+    return _error(400, f"{param}: {problem['msg']}", param)
 
 
 @app.exception_handler(RequestError)
 async def _request_error(request: Request, error: RequestError) -> JSONResponse:
-    return _error(error.status, str(error), error.param)
+    code = {401: "invalid_api_key", 404: "model_not_found"}.get(error.status)
+    return _error(error.status, str(error), error.param, code=code)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """Unknown routes (404) and wrong methods (405) get OpenAI's error body too, not FastAPI's."""
+    if error.status_code == 404:
+        return _error(404, f"no route {request.method} {request.url.path}", code="unknown_url")
+    if error.status_code == 405:
+        return _error(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed")
+    return _error(error.status_code, str(error.detail))
 
 
 @app.exception_handler(Exception)
@@ -81,24 +98,26 @@ class Job:
 
 
 def load_served_student(source: str, tracking_uri: str | None):
-    """(model, tokenizer, arch) from a student folder, an MLflow model URI or a hub name."""
+    """(model, tokenizer, arch, meta) from a student folder, an MLflow model URI or a hub name; meta is
+    the student's rt-ray metadata (format, default_max_tokens, ...), empty for a hub model."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from rt_ray.student.models import META_FILE, load_student
 
+    meta: dict = {}
     if source.startswith(("models:/", "runs:/")):
         from rt_ray.tracking import load_logged_student
 
-        model, tokenizer = load_logged_student(source, tracking_uri)
+        model, tokenizer, meta = load_logged_student(source, tracking_uri)
     elif (Path(source) / META_FILE).is_file():
-        model, tokenizer, _ = load_student(source)
+        model, tokenizer, meta = load_student(source)
     else:
         encoder_decoder = AutoConfig.from_pretrained(source).is_encoder_decoder
         model = (AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM).from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.eval(), tokenizer, "encoder-decoder" if model.config.is_encoder_decoder else "decoder"
+    return model.eval(), tokenizer, "encoder-decoder" if model.config.is_encoder_decoder else "decoder", meta
 
 
 def sse_chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: bool) -> str:
@@ -120,9 +139,12 @@ class StudentServer:
         import torch
 
         torch.set_num_threads(threads)
-        self.model, self.tokenizer, self.arch = load_served_student(settings["model_source"], settings.get("tracking_uri"))
+        self.model, self.tokenizer, self.arch, self.meta = load_served_student(settings["model_source"], settings.get("tracking_uri"))
         if torch.cuda.is_available():  # only when the replica was given a GPU (serve.num_gpus)
             self.model.to("cuda")
+        # A request without max_tokens gets room for the student's typical output (measured on its
+        # training targets, stored with the model), so a default request reaches the answer.
+        self.default_max_tokens = min(self.cfg.max_tokens_cap, int(self.meta.get("default_max_tokens") or FALLBACK_MAX_TOKENS))
         token = settings.get("api_key")
         self.api_key = token.get_secret_value() if token is not None else None
         self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -158,20 +180,41 @@ class StudentServer:
         ids = self.tokenizer(output.text, add_special_tokens=False)["input_ids"][:max_tokens]
         return Generated(self.tokenizer.decode(ids), output.prompt_tokens, max_tokens, "length")
 
-    async def _complete(self, prompt: str, sampling: Sampling) -> list[Generated]:
-        job = Job(prompt, sampling.max_tokens, sampling.temperature, sampling.top_p)
+    async def _complete(self, prompt: str, max_tokens: int, sampling: Sampling) -> list[Generated]:
+        job = Job(prompt, max_tokens, sampling.temperature, sampling.top_p)
         return list(await asyncio.gather(*(self.generate_batch(job) for _ in range(sampling.n))))
 
-    def _check(self, prompt: str, sampling: Sampling) -> None:
-        check_limits(prompt, sampling, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars)
+    def _check(self, prompt: str, max_tokens: int, sampling: Sampling, param: str = "prompt") -> None:
+        check_limits(prompt, max_tokens, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars, param)
         try:
-            new_token_room(self.model, self.arch, len(encode_prompt(self.tokenizer, prompt, self.arch)), sampling.max_tokens)
+            new_token_room(self.model, self.arch, len(encode_prompt(self.tokenizer, prompt, self.arch)), max_tokens)
         except PromptTooLong as error:
-            raise RequestError(str(error), "prompt") from None
+            raise RequestError(str(error), param) from None
         if sampling.model not in (None, self.cfg.model_name):
             raise RequestError(f"model {sampling.model!r} is not served here; this server has {self.cfg.model_name!r}", "model", 404)
         if sampling.stream and sampling.n > 1:
             raise RequestError("stream supports n=1 only", "n")
+
+    def _returned(self, output: Generated, stops: list[str]) -> tuple[str, str, int]:
+        """(text, finish_reason, completion tokens) of what the client gets: cut at a stop sequence,
+        and counted as what is returned, not as what was generated past the stop."""
+        text, stopped = apply_stop(output.text, stops)
+        if not stopped:
+            return text, output.finish_reason, output.completion_tokens
+        return text, "stop", len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt_text(self, prompt: str | list[int]) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        vocab = len(self.tokenizer)
+        if any(not 0 <= token < vocab for token in prompt):
+            raise RequestError(f"prompt holds token ids outside this model's vocabulary (0..{vocab - 1})", "prompt")
+        return self.tokenizer.decode(prompt)
+
+    def _chat_prompt(self, question: str) -> str:
+        """The conversation's question in the student's own input format, as a chat template would
+        put it (``question ###`` for a decoder trained by rt-ray); a hub model gets it as it is."""
+        return student_input(question, self.arch) if self.meta.get("format") else question
 
     @app.get("/healthz")
     async def healthz(self) -> dict:
@@ -180,35 +223,56 @@ class StudentServer:
     @app.get("/v1/models")
     async def models(self, authorization: str | None = Header(None)) -> dict:
         self._authorize(authorization)
-        return {"object": "list", "data": [{"id": self.cfg.model_name, "object": "model", "owned_by": "rt-ray"}]}
+        return {"object": "list", "data": [self._model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(self, model_id: str, authorization: str | None = Header(None)) -> dict:
+        self._authorize(authorization)
+        if model_id != self.cfg.model_name:
+            raise RequestError(f"model {model_id!r} is not served here; this server has {self.cfg.model_name!r}", "model", 404)
+        return self._model_card()
+
+    def _model_card(self) -> dict:
+        student = {"format": self.meta.get("format"), "arch": self.arch, "task": self.meta.get("task"),
+                   "default_max_tokens": self.default_max_tokens}  # fmt: skip
+        return {"id": self.cfg.model_name, "object": "model", "created": 0, "owned_by": "rt-ray", "rt_ray": student}
 
     @app.post("/v1/completions")
     async def completions(self, body: CompletionRequest, authorization: str | None = Header(None)):
         self._authorize(authorization)
-        self._check(body.prompt, body)
+        prompts = [self._prompt_text(prompt) for prompt in body.prompts()]
+        budget = body.token_budget(self.default_max_tokens)
+        for prompt in prompts:
+            self._check(prompt, budget, body)
         if body.stream:
-            return self._stream(body.prompt, body, chat=False)
-        outputs = await self._complete(body.prompt, body)
-        choices = []
-        for index, output in enumerate(outputs):
-            text, stopped = apply_stop(output.text, body.stops())
-            choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": "stop" if stopped else output.finish_reason})
-        return completion_body(self.cfg.model_name, choices, outputs[0].prompt_tokens, sum(o.completion_tokens for o in outputs), chat=False)
+            if len(prompts) > 1:
+                raise RequestError("stream supports one prompt at a time", "prompt")
+            return self._stream(prompts[0], budget, body, chat=False)
+        per_prompt = await asyncio.gather(*(self._complete(prompt, budget, body) for prompt in prompts))
+        choices, prompt_tokens, completion_tokens = [], 0, 0
+        for outputs in per_prompt:  # OpenAI's order: prompt i's n choices at indexes i*n .. i*n+n-1
+            prompt_tokens += outputs[0].prompt_tokens
+            for output in outputs:
+                text, finish, tokens = self._returned(output, body.stops())
+                completion_tokens += tokens
+                choices.append({"index": len(choices), "text": text, "logprobs": None, "finish_reason": finish})
+        return completion_body(self.cfg.model_name, choices, prompt_tokens, completion_tokens, chat=False)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(self, body: ChatRequest, authorization: str | None = Header(None)):
         self._authorize(authorization)
-        prompt = body.prompt()
-        self._check(prompt, body)
+        prompt = self._chat_prompt(body.question())
+        budget = body.token_budget(self.default_max_tokens)
+        self._check(prompt, budget, body, param="messages")
         if body.stream:
-            return self._stream(prompt, body, chat=True)
-        outputs = await self._complete(prompt, body)
-        choices = []
+            return self._stream(prompt, budget, body, chat=True)
+        outputs = await self._complete(prompt, budget, body)
+        choices, completion_tokens = [], 0
         for index, output in enumerate(outputs):
-            text, stopped = apply_stop(output.text, body.stops())
-            choices.append({"index": index, "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop" if stopped else output.finish_reason})  # fmt: skip
-        return completion_body(self.cfg.model_name, choices, outputs[0].prompt_tokens, sum(o.completion_tokens for o in outputs), chat=True)
+            text, finish, tokens = self._returned(output, body.stops())
+            completion_tokens += tokens
+            choices.append({"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+        return completion_body(self.cfg.model_name, choices, outputs[0].prompt_tokens, completion_tokens, chat=True)
 
     @app.post("/v1/solve")
     async def solve(self, body: SolveRequest, authorization: str | None = Header(None)) -> dict:
@@ -220,22 +284,23 @@ class StudentServer:
             task = get_task(body.task)
         except TaskDataError as error:
             raise RequestError(str(error), "task") from None
-        sampling = Sampling(max_tokens=self.cfg.max_tokens_cap)
+        check_limits(body.question, 1, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars, param="question")
+        sampling = Sampling()
         prompt = student_input(body.question, self.arch)
-        self._check(prompt, sampling)
-        (output,) = await self._complete(prompt, sampling)
+        self._check(prompt, self.cfg.max_tokens_cap, sampling, param="question")
+        (output,) = await self._complete(prompt, self.cfg.max_tokens_cap, sampling)
         return {"task": task.name, "rationale": split_rationale(output.text), "answer": task.parse(output.text, prefix=FT_COT_PREFIX),
                 "raw": output.text}  # fmt: skip
 
-    def _stream(self, prompt: str, sampling: Sampling, chat: bool) -> StreamingResponse:
-        return StreamingResponse(self._sse(prompt, sampling, chat), media_type="text/event-stream")
+    def _stream(self, prompt: str, max_tokens: int, sampling: Sampling, chat: bool) -> StreamingResponse:
+        return StreamingResponse(self._sse(prompt, max_tokens, sampling, chat), media_type="text/event-stream")
 
-    async def _sse(self, prompt: str, sampling: Sampling, chat: bool) -> AsyncIterator[str]:
+    async def _sse(self, prompt: str, max_tokens: int, sampling: Sampling, chat: bool) -> AsyncIterator[str]:
         """Real token streaming: generate() in a thread feeds a TextIteratorStreamer we relay as SSE."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.arch == "decoder", skip_special_tokens=True)
-        job = Job(prompt, sampling.max_tokens, sampling.temperature, sampling.top_p)
+        job = Job(prompt, max_tokens, sampling.temperature, sampling.top_p)
         worker = threading.Thread(target=self._generate_streaming, args=(job, streamer), daemon=True)
         worker.start()
         stream_id, text, stops = new_id("chatcmpl" if chat else "cmpl"), "", sampling.stops()

@@ -22,7 +22,9 @@ class Sampling(BaseModel):
     model_config = ConfigDict(extra="ignore")  # clients send fields we do not use (logprobs, user, ...)
 
     model: str | None = None
-    max_tokens: int = Field(64, ge=1)
+    # None: the server's default, which fits the served student's typical output (see StudentServer).
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, description="the chat API's newer name for max_tokens")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=8)
@@ -34,22 +36,53 @@ class Sampling(BaseModel):
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
+    def token_budget(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
 
 class CompletionRequest(Sampling):
-    prompt: str
+    # Every form the completions API accepts: a string, strings, token ids, or lists of token ids.
+    prompt: str | list[str] | list[int] | list[list[int]]
+
+    def prompts(self) -> list[str | list[int]]:
+        """One entry per prompt, in order; token-id prompts stay lists for the server to decode."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if not self.prompt:
+            raise RequestError("prompt must not be an empty list", "prompt")
+        if all(isinstance(item, int) for item in self.prompt):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return list(self.prompt)  # type: ignore[arg-type]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    text: str | None = None
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    model_config = ConfigDict(extra="ignore")  # name, tool_call_id, ...
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        others = sorted({part.type for part in self.content if part.type != "text"})
+        if others:
+            raise RequestError(f"content parts of type {', '.join(others)} are not supported; the student reads text", "messages")
+        return "\n".join(part.text or "" for part in self.content)
 
 
 class ChatRequest(Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
 
-    def prompt(self) -> str:
-        # The student was trained on questions, not dialogues: its prompt is the last user turn.
-        users = [m.content for m in self.messages if m.role == "user"]
+    def question(self) -> str:
+        # The student was trained on questions, not dialogues: the conversation's question is its last user turn.
+        users = [m.text() for m in self.messages if m.role == "user"]
         if not users:
             raise RequestError("messages must contain a user message", "messages")
         return users[-1]
@@ -62,13 +95,13 @@ class SolveRequest(BaseModel):
     question: str
 
 
-def check_limits(prompt: str, sampling: Sampling, max_tokens_cap: int, max_prompt_chars: int) -> None:
+def check_limits(prompt: str, max_tokens: int, max_tokens_cap: int, max_prompt_chars: int, param: str = "prompt") -> None:
     if not prompt.strip():
-        raise RequestError("prompt must not be empty", "prompt")
+        raise RequestError(f"{param} must not be empty", param)
     if len(prompt) > max_prompt_chars:
-        raise RequestError(f"prompt has {len(prompt)} characters; the limit is {max_prompt_chars}", "prompt")
-    if sampling.max_tokens > max_tokens_cap:
-        raise RequestError(f"max_tokens {sampling.max_tokens} is above this server's cap of {max_tokens_cap}", "max_tokens")
+        raise RequestError(f"{param} has {len(prompt)} characters; the limit is {max_prompt_chars}", param)
+    if max_tokens > max_tokens_cap:
+        raise RequestError(f"max_tokens {max_tokens} is above this server's cap of {max_tokens_cap}", "max_tokens")
 
 
 def apply_stop(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -78,6 +111,16 @@ def apply_stop(text: str, stops: list[str]) -> tuple[str, bool]:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def error_param(location: tuple) -> str:
+    """The request field a validation error is about, as OpenAI names it (``messages.0.content``);
+    pydantic's union-branch labels (``str``, ``list[int]``, ``ChatMessage``) are not fields."""
+    parts = [str(p) for p in location[1:] if isinstance(p, int) or (p.isidentifier() and not p[0].isupper() and p not in TYPE_LABELS)]
+    return ".".join(parts) or "body"
+
+
+TYPE_LABELS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def completion_body(model: str, choices: list[dict], prompt_tokens: int, completion_tokens: int, chat: bool) -> dict:

@@ -42,6 +42,15 @@ def tokenize_pair(tokenizer, source: str, target: str, arch: Arch, max_length: i
     return {"input_ids": (source_ids + [eos])[:max_length], "labels": target_ids[:max_length]}
 
 
+def typical_output_tokens(rows: list[dict], quantile: float = 0.99, margin: int = 8) -> int:
+    """Room for the student's typical output: the 99th percentile of its training targets' token
+    counts (EOS included) plus a margin. Serving uses it as the default max_tokens."""
+    lengths = sorted(sum(1 for label in row["labels"] if label != IGNORE_INDEX) for row in rows)
+    if not lengths:
+        return margin
+    return lengths[min(len(lengths) - 1, int(quantile * len(lengths)))] + margin
+
+
 def pad_batch(rows: list[dict], pad_id: int):
     """Right-padded tensors: input_ids/attention_mask/labels, labels padded with -100. Shapes [batch, seq]."""
     import torch

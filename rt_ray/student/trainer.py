@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rt_ray.config import RtRayConfig
-from rt_ray.student.data import tokenize_pair, training_pairs
+from rt_ray.student.data import tokenize_pair, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, student_spec
 from rt_ray.tasks import load_task_data
@@ -152,7 +152,8 @@ def train_student(
     tokenizer = load_tokenizer(spec)
     rows = [tokenize_pair(tokenizer, s, t, cfg.student.arch, cfg.student.max_length) for s, t in pairs]
     # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
-    meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec, **lineage}
+    meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
+            "default_max_tokens": typical_output_tokens(rows), **lineage}  # fmt: skip
 
     ensure_ray(cfg.ray)
     tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}

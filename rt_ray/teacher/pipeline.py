@@ -28,7 +28,7 @@ import ray
 from pydantic import SecretStr
 from ray.data import DataContext
 from rt_ray.cluster import ensure_ray
-from rt_ray.config import TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
+from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, say
 from rt_ray.tasks import load_task_data
@@ -75,13 +75,17 @@ def read_api_key(cfg: TeacherConfig) -> SecretStr | None:
 
 @contextmanager
 def teacher_endpoint(cfg: TeacherConfig) -> Iterator[None]:
-    """Start the teacher simulator when the config asks for it and nothing listens there yet."""
+    """Start the teacher simulator when the config asks for it, the teacher is the simulator, and
+    nothing listens there yet. Any other model's endpoint that is down stays down: a student must
+    never learn from simulated rationales in place of a real teacher's without the config saying so."""
     url = urlparse(cfg.base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     sim = cfg.simulator
-    if not sim.autostart or is_listening(host, port):
+    if not sim.autostart or cfg.model != SIMULATOR_MODEL or is_listening(host, port):
         yield
         return
+    say(f"teacher: starting the offline teacher simulator at {cfg.base_url} (teacher.model {SIMULATOR_MODEL}); "
+        "its rationales are simulated, not a language model's")  # fmt: skip
     process = SimulatorProcess(
         port=port, host=host, latency_s=sim.latency_s, latency_jitter_s=sim.latency_jitter_s,
         wrong_rate=sim.wrong_rate, fault_rate=sim.fault_rate, seed=sim.seed,
@@ -105,7 +109,10 @@ def check_teacher(cfg: TeacherConfig, api_key: SecretStr | None) -> None:
     except openai.NotFoundError:
         pass  # some compatible servers lack /models; the first real call will tell
     except openai.APIConnectionError as error:
-        raise TeacherUnavailable(f"teacher.base_url {cfg.base_url} is unreachable: {error}") from None
+        hint = ""
+        if cfg.simulator.autostart and cfg.model != SIMULATOR_MODEL:
+            hint = f" (teacher.simulator.autostart starts the offline simulator only for teacher.model {SIMULATOR_MODEL})"
+        raise TeacherUnavailable(f"teacher.base_url {cfg.base_url} is unreachable: {error}{hint}") from None
 
 
 def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
@@ -250,7 +257,7 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     ]
     stats = summarize(records, outcomes, totals, cfg.generation.degree, time.monotonic() - started)
     stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
-                 teacher_fingerprint=teacher_fingerprint(cfg))  # fmt: skip
+                 teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL)  # fmt: skip
     write_jsonl(out / "rationales.jsonl", records)
     write_jsonl(out / "filtered.jsonl", kept)
     write_jsonl(out / "failures.jsonl", failures)
@@ -259,7 +266,8 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     with tracking.tracked_run(cfg, stage="generate", parent_run_id=parent_run_id) as run_id:
         stats["mlflow_run_id"] = run_id
         tracking.log_metrics(stats)
-        tracking.set_tags({"rt_ray.filtered_sha256": stats["filtered_sha256"], "rt_ray.status": stats["status"]})
+        tracking.set_tags({"rt_ray.filtered_sha256": stats["filtered_sha256"], "rt_ray.status": stats["status"],
+                           "rt_ray.teacher_simulated": stats["teacher_simulated"]})  # fmt: skip
         write_json(out / "stats.json", stats)
         for name in ("stats.json", "failures.jsonl"):
             tracking.log_artifact(out / name, artifact_path="teacher")

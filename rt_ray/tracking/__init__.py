@@ -165,13 +165,39 @@ def log_student_model(model_dir: str | Path, registered_name: str | None) -> str
 
 
 def load_logged_student(model_uri: str, tracking_uri: str | None):
-    """(model, tokenizer) of a student logged with the transformers flavor, e.g. models:/name@champion."""
+    """(model, tokenizer, meta) of a student logged with the transformers flavor, e.g.
+    models:/name@champion; meta is its rt_ray_student.json (log_student_model keeps it beside the
+    model in the run), empty if the run has none."""
+    import json
+    import tempfile
+
     import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     components = mlflow.transformers.load_model(model_uri, return_type="components")
-    return components["model"], components["tokenizer"]
+    client = MlflowClient(tracking_uri=tracking_uri)
+    meta: dict = {}
+    try:
+        run_id = _run_of_model(client, model_uri)
+        with tempfile.TemporaryDirectory() as directory:
+            meta = json.loads(Path(client.download_artifacts(run_id, "student/rt_ray_student.json", directory)).read_text())
+    except (MlflowException, OSError, ValueError):
+        pass
+    return components["model"], components["tokenizer"], meta
+
+
+def _run_of_model(client, model_uri: str) -> str:
+    """The run that logged ``models:/name@alias``, ``models:/name/version`` or ``runs:/id/...``."""
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/"):].split("/", 1)[0]
+    name, _, rest = model_uri[len("models:/"):].partition("/")
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        return client.get_model_version_by_alias(name, alias).run_id
+    return client.get_model_version(name, rest.split("/", 1)[0]).run_id
 
 
 def champion_uri(cfg: TrackingConfig, registered_name: str, alias: str = "champion") -> str | None:

@@ -255,3 +255,26 @@ def test_help_explains_each_command():
         run = cli(args, timeout=60)
         assert run.returncode == 0 and "Usage" in run.stdout
     assert "rationale" in cli(["generate", "--help"], timeout=60).stdout
+
+
+def test_autostart_starts_the_simulator_only_when_the_teacher_is_the_simulator(ray_cluster, tmp_path):
+    from rt_ray.teacher.simulator import free_port, is_listening
+
+    port = free_port()
+    tree = {"run_name": "auto", "log_dir": str(tmp_path / "logs"), "task": {"name": "coin_flip", "num_examples": 10},
+            "teacher": {"base_url": f"http://127.0.0.1:{port}/v1", "model": "my-local-vllm-model",
+                        "cache_dir": str(tmp_path / "cache"), "simulator": {"autostart": True, "latency_s": 0.01}},
+            "generation": {"output_dir": str(tmp_path / "real")},
+            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "auto"}}  # fmt: skip
+    down = cli(["generate", "-c", str(write_config(tmp_path, tree))])
+    assert down.returncode == 2, down.stderr[-2000:]
+    assert "unreachable" in down.stderr and "only for teacher.model teacher-sim" in " ".join(down.stderr.split())
+    assert "starting the offline teacher simulator" not in down.stderr and not is_listening("127.0.0.1", port)
+
+    tree["teacher"]["model"] = "teacher-sim"
+    tree["generation"]["output_dir"] = str(tmp_path / "simulated")
+    simulated = cli(["generate", "-c", str(write_config(tmp_path, tree))])
+    assert simulated.returncode == 0, simulated.stderr[-2000:]
+    assert f"starting the offline teacher simulator at http://127.0.0.1:{port}/v1" in " ".join(simulated.stderr.split())
+    assert json.loads((tmp_path / "simulated" / "stats.json").read_text())["teacher_simulated"] is True
+    assert not is_listening("127.0.0.1", port), "it stopped the simulator it started"

@@ -79,3 +79,38 @@ def test_ctrl_c_in_a_stage_exits_130_with_what_was_kept_and_the_resume_command(t
     (run,) = client.search_runs([client.get_experiment_by_name("cli").experiment_id])
     assert run.info.status == "KILLED"
     assert list((tmp_path / "logs").glob("pipeline-*.log")), "the log file is where the command said"
+
+
+def test_on_a_terminal_the_progress_display_leaves_other_writers_in_the_log(tmp_path):
+    """rich's live display redirects sys.stdout/sys.stderr through itself on a terminal by default;
+    under rt-ray those writes must still land in the log file."""
+    import os
+    import pty
+
+    log = tmp_path / "run.log"
+    program = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from rt_ray.console import quiet_output
+        from rt_ray.progress import bar
+        with quiet_output(Path({str(log)!r})):
+            with bar("training", total=2) as task:
+                print("(RayTrainWorker pid=1) a worker line", file=sys.stderr, flush=True)
+                task.advance(2)
+    """)
+    primary, secondary = pty.openpty()
+    done = subprocess.run([sys.executable, "-c", program], stdin=secondary, stdout=secondary, stderr=secondary, timeout=60)
+    os.close(secondary)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(primary)
+    assert done.returncode == 0, terminal.decode(errors="replace")
+    assert b"training" in terminal and b"a worker line" not in terminal
+    assert "a worker line" in log.read_text()

@@ -90,3 +90,12 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert values[0] == 0.1 and values[9] == 1.0
     assert values[50] == pytest.approx(50 / 90)
     assert warmup_then_linear_decay(100, 10, 100) == 0.0
+
+
+def test_typical_output_tokens_is_the_99th_percentile_target_length_plus_a_margin():
+    from rt_ray.student.data import IGNORE_INDEX, typical_output_tokens
+
+    rows = [{"labels": [IGNORE_INDEX] * 5 + [1] * n} for n in range(1, 101)]  # targets of 1..100 tokens
+    assert typical_output_tokens(rows) == 100 + 8
+    assert typical_output_tokens(rows[:10], quantile=0.5, margin=0) == 6
+    assert typical_output_tokens([]) == 8
