@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from rt_ray.config import ConfigError, RtRayConfig, load_config
-from rt_ray.console import kept, log_path, quiet_output, report, status
+from rt_ray.console import kept, log_path, quiet_output, report, start_command, status
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -140,11 +140,7 @@ def _resume_command(command: str) -> str:
 def _stop_after_interrupt(cfg: RtRayConfig, command: str, invocation: str) -> NoReturn:
     from rt_ray import tracking
 
-    if "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()  # a local cluster stops; a job's driver lets go of what it owns
+    _let_go_of_ray()  # a local cluster stops; a job's driver lets go of what it owns
     try:
         ended = tracking.end_interrupted_runs(cfg.with_absolute_paths().tracking, invocation)
     except Exception:  # noqa: BLE001 - the store may be what was interrupted; the line below still matters
@@ -170,6 +166,7 @@ def _run_stage(command: str, config: Optional[Path], overrides: Optional[List[st
     from rt_ray import tracking
 
     cfg = _load(config, overrides)
+    start_command()
     invocation = uuid.uuid4().hex[:12]
     tracking.tag_new_runs({"rt_ray.invocation": invocation})
     # Tune's own SIGINT handler would turn Ctrl-C into "Resume experiment with: Tuner.restore(...)";
@@ -187,7 +184,20 @@ def _run_stage(command: str, config: Optional[Path], overrides: Optional[List[st
             _stop_after_interrupt(cfg, command, invocation)
         except Exception as error:  # noqa: BLE001 - known errors get one clear line, others name the log
             _fail_clearly(error)
+        finally:
+            _let_go_of_ray()
     raise AssertionError("unreachable")
+
+
+def _let_go_of_ray() -> None:
+    """Leave Ray while the log file still takes its output: a local cluster stops here rather than
+    at exit, and no late worker line reaches the terminal. On a running cluster this only
+    disconnects; deployed Serve apps are detached and stay."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 @app.command()

@@ -51,6 +51,11 @@ def kept() -> list[str]:
     return list(_kept)
 
 
+def start_command() -> None:
+    """A new command keeps only what it finishes itself (one process may run several, as tests do)."""
+    _kept.clear()
+
+
 @contextmanager
 def quiet_output(path: Path) -> Iterator[Path]:
     """Point descriptors 1 and 2 (and so every library and child process) at ``path``; rt-ray's

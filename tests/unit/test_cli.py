@@ -63,6 +63,8 @@ def test_ctrl_c_in_a_stage_exits_130_with_what_was_kept_and_the_resume_command(t
     config.write_text(yaml.safe_dump({"log_dir": str(tmp_path / "logs"), "tracking": {"tracking_uri": uri, "experiment": "cli"}}))
     monkeypatch.setattr(sys, "argv", ["rt-ray", "pipeline", "-c", str(config), "--force"])
 
+    note_kept("something an earlier command in this process kept")
+
     def stage(cfg):
         with tracking.tracked_run(cfg, stage="generate"):
             note_kept("teacher set (somewhere)")
@@ -72,7 +74,7 @@ def test_ctrl_c_in_a_stage_exits_130_with_what_was_kept_and_the_resume_command(t
         cli._run_stage("pipeline", config, None, False, stage)
     assert exit_info.value.exit_code == cli.EXIT_INTERRUPTED
     err = " ".join(capfd.readouterr().err.split())
-    assert "interrupted: kept teacher set (somewhere)" in err
+    assert "interrupted: kept teacher set (somewhere);" in err, "only what this command kept"
     assert f"resume with: rt-ray pipeline -c {config}" in err and "--force" not in err
     assert "Traceback" not in err
     client = MlflowClient(tracking_uri=uri)
