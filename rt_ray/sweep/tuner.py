@@ -9,8 +9,9 @@ trainable that runs a Ray Train ``TorchTrainer`` (Ray Train V2's documented Tune
 Tune for almost no resources themselves: their training workers reserve the CPUs/GPUs, so trials
 queue where the cluster is full and run side by side where it is not (``sweep.max_concurrent_trials``).
 
-Each finished trial leaves ``trials/<label>-<fingerprint>/result.json``; a trial whose result is
-there (same knobs, same inputs) reports it instead of training again, so any rerun resumes.
+Each finished trial leaves its record (``rt_ray.records``) in ``trials/<label>-<fingerprint>/``; a
+trial whose record is there (same knobs, same inputs) reports it instead of training again, so any
+rerun resumes.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ from rt_ray.sweep.space import (
 )  # fmt: skip
 
 SWEEP_STATE = "sweep_state.json"
-TRIAL_RESULT = "result.json"
 RESULT_KEYS = ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")
 # What a trial's student depends on besides its knobs and the teacher's rationales.
 TRIAL_INPUTS = ("task", "student", "train", "sweep.validation_size")
 
 
-def trial_folder(cfg: RtRayConfig, knobs: dict, teacher_fingerprint: str) -> Path:
+def trial_folder(cfg: RtRayConfig, knobs: dict, teacher_fingerprint: str) -> tuple[Path, str]:
+    """(the trial's folder, the fingerprint its record carries)."""
     fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, upstream=teacher_fingerprint)
-    return Path(cfg.sweep.output_dir) / "trials" / f"{trial_label(knobs)}-{fingerprint}"
+    return Path(cfg.sweep.output_dir) / "trials" / f"{trial_label(knobs)}-{fingerprint}", fingerprint
 
 
 def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fingerprint: str, board) -> None:
@@ -52,17 +53,16 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     from rt_ray.student.evaluate import evaluate_student
     from rt_ray.student.trainer import train_student
     from rt_ray.tasks import load_task_data
-    from rt_ray.teacher.pipeline import write_json
 
     tree = json.loads(json.dumps(base_config))
     for assignment in trial_overrides(knobs):
         apply_override(tree, assignment)
     cfg = parse_config(tree)
     label = trial_label(knobs)
-    out = trial_folder(cfg, knobs, teacher_fingerprint)
+    out, fingerprint = trial_folder(cfg, knobs, teacher_fingerprint)
     target = {"board": board, "key": label}
-    if (out / TRIAL_RESULT).is_file():
-        result = json.loads((out / TRIAL_RESULT).read_text())
+    result = read_record(out, fingerprint)
+    if result is not None:
         post_progress(target, phase="done", reused=True, step=cfg.train.max_steps, max_steps=cfg.train.max_steps, **result)
         ray.tune.report(result)
         return
@@ -89,7 +89,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
         tracking.log_metrics(metrics)
         tracking.log_artifact(out / "predictions_test.jsonl", artifact_path="eval")
     outcome = {**metrics, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id}
-    write_json(out / TRIAL_RESULT, outcome)  # last: its presence means a whole trial
+    write_record(out, fingerprint, outcome)  # last: its presence means a whole trial
     post_progress(target, phase="done", **outcome)
     ray.tune.report(outcome)
 
@@ -145,8 +145,8 @@ def forget_sweep(sweep_dir: str | Path) -> None:
     """Make the next run of this sweep train every trial again, under a new MLflow parent run."""
     forget_record(sweep_dir)
     (Path(sweep_dir) / SWEEP_STATE).unlink(missing_ok=True)
-    for result in Path(sweep_dir).glob(f"trials/*/{TRIAL_RESULT}"):
-        result.unlink()
+    for trial in Path(sweep_dir).glob("trials/*/"):
+        forget_record(trial)
 
 
 def _trial_done(overall, metric: str):

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rt_ray.config import parse_config
+from rt_ray.records import RECORD_FILE
 from rt_ray.sweep.tuner import run_sweep
 from rt_ray.teacher.simulator import SimulatorProcess
 from tests.processes import interrupt_when, leftover_processes, pids, resume_args, start_cli
@@ -72,7 +73,7 @@ def test_ctrl_c_after_the_first_trial_stops_cleanly_and_the_printed_command_trai
     console_log = tmp_path / "console.txt"
     before = pids()
     process = start_cli(["sweep", "-c", str(path)], console_log, env)
-    code = interrupt_when(process, lambda: any((tmp_path / "sweep" / "trials").glob("*/result.json")))
+    code = interrupt_when(process, lambda: any((tmp_path / "sweep" / "trials").glob(f"*/{RECORD_FILE}")))
     console = console_log.read_text()
     assert code == 130, console[-3000:]
     assert "Traceback" not in console and "Tuner.restore" not in console
