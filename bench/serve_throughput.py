@@ -5,8 +5,9 @@ and against the limit: the same student's bare batched ``generate`` on the same 
 
 Both deployments are the real Ray Serve app (one replica, same CPUs), differing only in
 serve.max_batch_size (16 vs 1); the clients send the same completion requests over HTTP. The bare
-row runs ``generate_texts`` (what a replica calls) in this process with one torch thread, in batches
-of 16 of the same prompts and token budget: no HTTP, no Serve, no batching wait.
+row runs ``generate_texts`` (what the replica's model process calls) in this process with one torch
+thread, in batches of 16 of the same prompts and token budget: no HTTP, no Serve, no batching wait.
+It runs first, before Ray starts, on a quiet machine: the limit, best of three passes.
 """
 
 from __future__ import annotations
@@ -85,12 +86,14 @@ def main() -> None:
 
     from rt_ray.serve.app import app_from_config
 
-    ray.init(include_dashboard=False)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         texts = [s.question for s in load_task_data(parse_config({}).task).train]
         model, tokenizer = build_student(student_spec(StudentConfig(), texts))
         save_student(model, tokenizer, Path(tmp) / "model", {"arch": "decoder", "format": "ft_cot"})
+        prompts = client_prompts(args.clients, args.requests_per_client)
+        bare_rps = max(bare_generate(Path(tmp) / "model", prompts, 16, args.max_tokens) for _ in range(3))
+        ray.init(include_dashboard=False)
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         for label, batch in (("batched", 16), ("one at a time", 1)):
@@ -102,7 +105,6 @@ def main() -> None:
             serve.delete("student")
         serve.shutdown()
         ray.shutdown()
-        bare_rps = bare_generate(Path(tmp) / "model", client_prompts(args.clients, args.requests_per_client), 16, args.max_tokens)
 
     table = Table(title=f"serve: {args.clients} concurrent clients, {args.max_tokens} new tokens, 1 CPU replica")
     for column in ("deployment", "requests/s", "p50 ms", "p99 ms"):

@@ -5,7 +5,8 @@
 
 Routes: POST /v1/completions, POST /v1/chat/completions (both with n, max_tokens, temperature,
 top_p, stop, usage and SSE streaming), GET /v1/models, POST /v1/solve ({task, question} ->
-{rationale, answer, raw}) and GET /healthz. Non-streaming generation goes through ``@serve.batch``.
+{rationale, answer, raw}) and GET /healthz. The model runs in a process of its own that batches
+requests as it frees up (serve/model_process.py and serve/batching.py say why, and why not ``@serve.batch``).
 """
 # No `from __future__ import annotations` here: Ray Serve's class-based FastAPI views need the
 # route signatures' annotations as real types.
@@ -15,9 +16,7 @@ import asyncio
 import json
 import logging
 import os
-import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -29,19 +28,13 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rt_ray.config import ConfigError, RtRayConfig, ServeConfig, load_config
+from rt_ray.serve.model_process import ModelProcess
 from rt_ray.serve.schemas import (
     ChatRequest, CompletionRequest, RequestError, Sampling, SolveRequest, apply_stop, check_limits,
     completion_body, error_param, new_id, split_rationale,
 )  # fmt: skip
 from rt_ray.student.formats import student_input
-from rt_ray.student.generation import (
-    Generated,
-    PromptTooLong,
-    encode_prompt,
-    generate_texts,
-    new_token_room,
-    sampling_kwargs,
-)
+from rt_ray.student.generation import Generated, PromptTooLong, encode_prompt, new_token_room
 from rt_ray.tasks.answers import FT_COT_PREFIX
 
 logger = logging.getLogger("rt_ray.serve")
@@ -89,37 +82,6 @@ async def _server_error(request: Request, error: Exception) -> JSONResponse:
     return _error(500, f"internal error, id {error_id}", kind="server_error")
 
 
-@dataclass(frozen=True)
-class Job:
-    prompt: str
-    max_tokens: int
-    temperature: float
-    top_p: float
-
-
-def load_served_student(source: str, tracking_uri: str | None):
-    """(model, tokenizer, arch, meta) from a student folder, an MLflow model URI or a hub name; meta is
-    the student's rt-ray metadata (format, default_max_tokens, ...), empty for a hub model."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from rt_ray.student.models import META_FILE, load_student
-
-    meta: dict = {}
-    if source.startswith(("models:/", "runs:/")):
-        from rt_ray.tracking import load_logged_student
-
-        model, tokenizer, meta = load_logged_student(source, tracking_uri)
-    elif (Path(source) / META_FILE).is_file():
-        model, tokenizer, meta = load_student(source)
-    else:
-        encoder_decoder = AutoConfig.from_pretrained(source).is_encoder_decoder
-        model = (AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM).from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.eval(), tokenizer, "encoder-decoder" if model.config.is_encoder_decoder else "decoder", meta
-
-
 def sse_chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: bool) -> str:
     if chat:
         choice = {"index": 0, "delta": {"content": delta} if delta else {}, "finish_reason": finish}
@@ -135,59 +97,36 @@ def sse_chunk(stream_id: str, model: str, delta: str, finish: str | None, chat: 
 class StudentServer:
     def __init__(self, settings: dict[str, Any]):
         self.cfg = ServeConfig.model_validate(settings["serve"])
-        threads = max(1, int(self.cfg.num_cpus))
-        import torch
-
-        torch.set_num_threads(threads)
-        self.model, self.tokenizer, self.arch, self.meta = load_served_student(settings["model_source"], settings.get("tracking_uri"))
-        if torch.cuda.is_available():  # only when the replica was given a GPU (serve.num_gpus)
-            self.model.to("cuda")
+        self.model = ModelProcess(settings["model_source"], settings.get("tracking_uri"), threads=max(1, int(self.cfg.num_cpus)),
+                                  max_batch_size=self.cfg.max_batch_size, wait_s=self.cfg.batch_wait_timeout_s)  # fmt: skip
+        self.tokenizer, self.arch, self.meta = self.model.tokenizer, self.model.arch, self.model.meta
         # A request without max_tokens gets room for the student's typical output (measured on its
         # training targets, stored with the model), so a default request reaches the answer.
         self.default_max_tokens = min(self.cfg.max_tokens_cap, int(self.meta.get("default_max_tokens") or FALLBACK_MAX_TOKENS))
         token = settings.get("api_key")
         self.api_key = token.get_secret_value() if token is not None else None
-        self.generate_batch.set_max_batch_size(self.cfg.max_batch_size)
-        self.generate_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-        self._model_lock = threading.Lock()  # generate() is not re-entrant across threads
+
+    def check_health(self) -> None:
+        """Serve's periodic health check: a replica whose model process died is replaced."""
+        if not self.model.alive():
+            raise RuntimeError("the model process is gone")
+
+    def __del__(self) -> None:
+        if hasattr(self, "model"):
+            self.model.close()
 
     def _authorize(self, authorization: str | None) -> None:
         if self.api_key is not None and authorization != f"Bearer {self.api_key}":
             raise RequestError("missing or invalid bearer token", status=401)
 
-    def _run(self, jobs: list[Job]) -> list[Generated]:
-        with self._model_lock:
-            first = jobs[0]
-            return generate_texts(self.model, self.tokenizer, self.arch, [j.prompt for j in jobs],
-                                  max(j.max_tokens for j in jobs), first.temperature, first.top_p)  # fmt: skip
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
-    async def generate_batch(self, jobs: list[Job]) -> list[Generated]:
-        # One generate() call per group of equal sampling settings; each output is cut to its own max_tokens.
-        groups: dict[tuple, list[int]] = {}
-        for index, job in enumerate(jobs):
-            groups.setdefault((job.temperature, job.top_p), []).append(index)
-        results: list[Generated | None] = [None] * len(jobs)
-        for indexes in groups.values():
-            outputs = await asyncio.to_thread(self._run, [jobs[i] for i in indexes])
-            for i, output in zip(indexes, outputs):
-                results[i] = self._truncate(output, jobs[i].max_tokens)
-        return results  # type: ignore[return-value]
-
-    def _truncate(self, output: Generated, max_tokens: int) -> Generated:
-        if output.completion_tokens <= max_tokens:
-            return output
-        ids = self.tokenizer(output.text, add_special_tokens=False)["input_ids"][:max_tokens]
-        return Generated(self.tokenizer.decode(ids), output.prompt_tokens, max_tokens, "length")
-
     async def _complete(self, prompt: str, max_tokens: int, sampling: Sampling) -> list[Generated]:
-        job = Job(prompt, max_tokens, sampling.temperature, sampling.top_p)
-        return list(await asyncio.gather(*(self.generate_batch(job) for _ in range(sampling.n))))
+        runs = (self.model.generate(prompt, max_tokens, sampling.temperature, sampling.top_p) for _ in range(sampling.n))
+        return list(await asyncio.gather(*runs))
 
     def _check(self, prompt: str, max_tokens: int, sampling: Sampling, param: str = "prompt") -> None:
         check_limits(prompt, max_tokens, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars, param)
         try:
-            new_token_room(self.model, self.arch, len(encode_prompt(self.tokenizer, prompt, self.arch)), max_tokens)
+            new_token_room(self.model.context, self.arch, len(encode_prompt(self.tokenizer, prompt, self.arch)), max_tokens)
         except PromptTooLong as error:
             raise RequestError(str(error), param) from None
         if sampling.model not in (None, self.cfg.model_name):
@@ -296,38 +235,22 @@ class StudentServer:
         return StreamingResponse(self._sse(prompt, max_tokens, sampling, chat), media_type="text/event-stream")
 
     async def _sse(self, prompt: str, max_tokens: int, sampling: Sampling, chat: bool) -> AsyncIterator[str]:
-        """Real token streaming: generate() in a thread feeds a TextIteratorStreamer we relay as SSE."""
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.arch == "decoder", skip_special_tokens=True)
-        job = Job(prompt, max_tokens, sampling.temperature, sampling.top_p)
-        worker = threading.Thread(target=self._generate_streaming, args=(job, streamer), daemon=True)
-        worker.start()
+        """Real token streaming: the model process sends each piece as generate() writes it; we relay them as SSE."""
+        pieces = self.model.stream(prompt, max_tokens, sampling.temperature, sampling.top_p)
         stream_id, text, stops = new_id("chatcmpl" if chat else "cmpl"), "", sampling.stops()
-        iterator = iter(streamer)
-        while True:
-            piece = await asyncio.to_thread(next, iterator, None)
-            if piece is None:
-                break
-            text += piece
-            cut, stopped = apply_stop(text, stops)
-            delta = piece if not stopped else cut[len(text) - len(piece):]
-            if delta:
-                yield sse_chunk(stream_id, self.cfg.model_name, delta, None, chat)
-            if stopped:
-                break
+        try:
+            async for piece in pieces:
+                text += piece
+                cut, stopped = apply_stop(text, stops)
+                delta = piece if not stopped else cut[len(text) - len(piece):]
+                if delta:
+                    yield sse_chunk(stream_id, self.cfg.model_name, delta, None, chat)
+                if stopped:
+                    break
+        finally:
+            await pieces.aclose()
         yield sse_chunk(stream_id, self.cfg.model_name, "", "stop", chat)
         yield "data: [DONE]\n\n"
-
-    def _generate_streaming(self, job: Job, streamer) -> None:
-        import torch
-
-        ids = encode_prompt(self.tokenizer, job.prompt, self.arch)
-        with self._model_lock, torch.no_grad():
-            room = new_token_room(self.model, self.arch, len(ids), job.max_tokens)
-            self.model.generate(input_ids=torch.tensor([ids], device=self.model.device), max_new_tokens=room, streamer=streamer,
-                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-                                **sampling_kwargs(job.temperature, job.top_p))  # fmt: skip
 
 
 def deployment_options(cfg: ServeConfig) -> dict:

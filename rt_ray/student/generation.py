@@ -30,9 +30,10 @@ def context_length(model) -> int | None:
     return None
 
 
-def new_token_room(model, arch: str, prompt_tokens: int, wanted: int) -> int:
-    """How many new tokens fit after a prompt: a decoder's context bounds prompt and output together."""
-    limit = context_length(model) if arch == "decoder" else None
+def new_token_room(context: int | None, arch: str, prompt_tokens: int, wanted: int) -> int:
+    """How many new tokens fit after a prompt: a decoder's context (``context_length(model)``) bounds
+    prompt and output together."""
+    limit = context if arch == "decoder" else None
     if limit is None:
         return wanted
     if prompt_tokens >= limit:
@@ -51,14 +52,18 @@ def encode_prompt(tokenizer, prompt: str, arch: str) -> list[int]:
 
 
 def generate_texts(
-    model, tokenizer, arch: str, prompts: list[str], max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0
+    model, tokenizer, arch: str, prompts: list[str], max_new_tokens: int | list[int], temperature: float = 0.0,
+    top_p: float = 1.0,
 ) -> list[Generated]:
+    """One generate() call for all prompts; ``max_new_tokens`` is one budget for all or one per prompt
+    (the call runs to the largest; each output is cut to its own)."""
     import torch
 
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids = [encode_prompt(tokenizer, p, arch) for p in prompts]
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     width = max(len(i) for i in ids)
-    max_new_tokens = new_token_room(model, arch, width, max_new_tokens)
+    room = new_token_room(context_length(model), arch, width, max(limits))
     # Decoder students are padded on the left so generation continues right after each prompt;
     # generate() derives position ids from the attention mask.
     left = arch == "decoder"
@@ -67,12 +72,13 @@ def generate_texts(
     with torch.no_grad():
         output = model.generate(
             input_ids=torch.tensor(padded, device=model.device), attention_mask=torch.tensor(mask, device=model.device),
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=room,
             pad_token_id=pad, eos_token_id=eos, **sampling_kwargs(temperature, top_p),
         )  # fmt: skip
     new_tokens = output[:, width:] if left else output[:, 1:]  # encoder-decoder output starts with the start token
     results = []
-    for prompt_ids, row in zip(ids, new_tokens.tolist()):
+    for prompt_ids, row, limit in zip(ids, new_tokens.tolist(), limits):
+        row = row[:limit]
         finished = eos in row
         kept = row[: row.index(eos)] if finished else [t for t in row if t != pad]
         results.append(Generated(tokenizer.decode(kept, skip_special_tokens=True), len(prompt_ids), len(kept),
