@@ -224,7 +224,8 @@ def print_generation_stats(stats: dict) -> None:
     from rt_ray.pipeline.report import teacher_table
 
     keys = ("status", "questions", "questions_failed", "rationales", "rationales_kept", "teacher_accuracy",
-            "yield_per_question", "requests_sent", "cache_hits", "retries", "prompt_tokens", "completion_tokens",
+            "yield_per_question", "requests_sent", "prompts_sent", "requests_per_question", "cache_hits", "retries",
+            "prompt_tokens", "completion_tokens",
             "cost_usd", "cost_per_kept_rationale_usd", "wall_s")  # fmt: skip
     report().print(teacher_table(stats, keys))
 

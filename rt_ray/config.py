@@ -72,6 +72,8 @@ class TeacherConfig(Section):
     api: Literal["completions", "chat"] = "completions"
     api_key_env: str = "OPENAI_API_KEY"
     supports_n: bool = True
+    prompts_per_request: int = Field(20, gt=0, description="completions API: a question's answer-extraction prompts "
+                                     "sent together in one request, as the paper's code did; 1 sends one each")  # fmt: skip
     max_concurrency: int = Field(64, gt=0, description="requests in flight across the whole run")
     num_callers: int = Field(1, gt=0, description="Ray actors that make the calls")
     caller_cpus: float = Field(0.25, gt=0, description="CPUs per caller actor; calls are I/O bound")
@@ -105,6 +107,9 @@ class GenerationConfig(Section):
     temperature: float = Field(0.7, ge=0, le=2, description="used when degree > 1; degree 1 is greedy")
     max_tokens_rationale: int = Field(128, gt=0)
     max_tokens_answer: int = Field(32, gt=0)
+    answer_from: Literal["second_call", "rationale"] = Field(
+        "second_call", description="second_call: the paper's greedy 'Therefore, the answer is' request per rationale; "
+        "rationale: the answer the rationale itself states, no second request (a documented deviation)")  # fmt: skip
     questions_per_block: int = Field(16, gt=0, description="questions per Ray Data block")
     output_dir: Path = Path("runs/default/teacher")
 
@@ -295,10 +300,11 @@ class RtRayConfig(Section):
 # Where outputs go and how fast they are made; changing these never changes a stage's result.
 NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "checkpoint_every_steps", "max_failures",
                         "max_concurrency", "num_callers", "caller_cpus", "rpm", "tpm", "max_retries", "backoff_base_s",
-                        "backoff_max_s", "request_timeout_s", "questions_per_block", "max_cost_usd"})  # fmt: skip
+                        "backoff_max_s", "request_timeout_s", "questions_per_block", "max_cost_usd",
+                        "prompts_per_request"})  # fmt: skip
 # What the teacher's rationales depend on (the degree aside: a finished run at D=8 holds D=4's).
 TEACHER_INPUTS = ("task", "teacher.base_url", "teacher.model", "teacher.api", "teacher.supports_n", "generation.temperature",
-                  "generation.max_tokens_rationale", "generation.max_tokens_answer")  # fmt: skip
+                  "generation.max_tokens_rationale", "generation.max_tokens_answer", "generation.answer_from")  # fmt: skip
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

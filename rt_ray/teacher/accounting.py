@@ -24,6 +24,7 @@ class CallStats:
     """Counters one caller keeps; the driver adds them up across callers."""
 
     requests: int = 0
+    prompts_sent: int = 0  # a completions request may carry several prompts (teacher.prompts_per_request)
     retries: int = 0
     cache_hits: int = 0
     failed_requests: int = 0

@@ -2,6 +2,7 @@
 
     client = TeacherClient(cfg.teacher, api_key="sk-...", governor=None)
     samples = await client.samples(prompt, count=8, temperature=0.7, max_tokens=128, stats=stats)
+    answers = await client.one_each(prompts, temperature=0.0, max_tokens=32, stats=stats)  # several prompts a request
 
 Around each request: the response cache (hits are free), the shared pacer and budget (through the
 governor actor), a concurrency limit, a per-request timeout, and retries with exponential backoff
@@ -98,9 +99,31 @@ class TeacherClient:
         prompt_sha = hashlib.sha256(prompt.encode()).hexdigest()
         groups = [missing] if self.cfg.supports_n else [[index] for index in missing]
         results = await asyncio.gather(
-            *(self._request(prompt, len(group), temperature, max_tokens, stats) for group in groups),
+            *(self._request([prompt], len(group), temperature, max_tokens, stats) for group in groups),
             return_exceptions=True,
         )
+        return self._store(found, keys, groups, results, lambda index: prompt_sha)
+
+    async def one_each(self, prompts: list[str], temperature: float, max_tokens: int, stats: CallStats) -> list[dict]:
+        """One sample (index 0 of its pool) of each prompt, from cache where stored; on the completions
+        API the missing ones go up to ``teacher.prompts_per_request`` to a request, and each choice is
+        matched back to its prompt by ``index``. Cache entries are per prompt, as ``samples`` stores them."""
+        params = {"api": self.cfg.api, "temperature": temperature, "max_tokens": max_tokens}
+        keys = [sample_key(self.cfg.model, prompt, params, 0) for prompt in prompts]
+        found: list[dict | None] = [self.cache.get(key) for key in keys]
+        missing = [index for index, hit in enumerate(found) if hit is None]
+        stats.cache_hits += len(prompts) - len(missing)
+        size = self.cfg.prompts_per_request if self.cfg.api == "completions" else 1  # chat: one conversation a request
+        groups = [missing[start : start + size] for start in range(0, len(missing), size)]
+        results = await asyncio.gather(
+            *(self._request([prompts[i] for i in group], 1, temperature, max_tokens, stats) for group in groups),
+            return_exceptions=True,
+        )
+        return self._store(found, keys, groups, results, lambda index: hashlib.sha256(prompts[index].encode()).hexdigest())
+
+    def _store(self, found: list, keys: list[str], groups: list[list[int]], results: list, prompt_sha_of) -> list[dict]:
+        """Each request's samples into the cache and their slots; the first failed request's error
+        is raised after the others' samples are kept."""
         errors = []
         for group, result in zip(groups, results):
             if isinstance(result, BaseException):
@@ -108,29 +131,32 @@ class TeacherClient:
                 continue
             for index, sample in zip(group, result):
                 # Stored the moment it arrives: a crash after this line costs nothing to resume.
-                sample["prompt_sha256"] = prompt_sha
+                sample["prompt_sha256"] = prompt_sha_of(index)
                 self.cache.put(keys[index], sample)
                 found[index] = sample
         if errors:
             raise errors[0]
-        return found  # type: ignore[return-value]
+        return found
 
     async def _request(
-        self, prompt: str, n: int, temperature: float, max_tokens: int, stats: CallStats
+        self, prompts: list[str], n: int, temperature: float, max_tokens: int, stats: CallStats
     ) -> list[dict]:
+        """One request: ``n`` choices of each prompt, in prompt order (a list of prompts only on completions)."""
         client = self._connect()
         assert self._semaphore is not None
-        estimated_tokens = estimate_prompt_tokens(prompt) + n * max_tokens
-        worst_cost = cost_usd(estimate_prompt_tokens(prompt), n * max_tokens, self.price)
+        prompt_estimate = sum(estimate_prompt_tokens(prompt) for prompt in prompts)
+        estimated_tokens = prompt_estimate + len(prompts) * n * max_tokens
+        worst_cost = cost_usd(prompt_estimate, len(prompts) * n * max_tokens, self.price)
         last_error: Exception | None = None
         for attempt in range(self.cfg.max_retries + 1):
             retry_after = None
             async with self._semaphore:
                 reservation = await self._wait_for_turn(estimated_tokens, worst_cost, stats)
                 stats.requests += 1
+                stats.prompts_sent += len(prompts)
                 try:
-                    response = await self._create(client, prompt, n, temperature, max_tokens)
-                    texts = self._texts(response, n)
+                    response = await self._create(client, prompts, n, temperature, max_tokens)
+                    texts = self._texts(response, len(prompts) * n)
                 except openai.APIStatusError as error:
                     await self._settle(reservation, 0.0)
                     if error.status_code in FATAL_STATUSES:
@@ -163,16 +189,18 @@ class TeacherClient:
         stats.failed_requests += 1
         raise TeacherRequestFailed(f"{type(last_error).__name__} after {self.cfg.max_retries} retries: {last_error}")
 
-    async def _create(self, client: openai.AsyncOpenAI, prompt: str, n: int, temperature: float, max_tokens: int):
+    async def _create(self, client: openai.AsyncOpenAI, prompts: list[str], n: int, temperature: float, max_tokens: int):
         common = dict(model=self.cfg.model, n=n, temperature=temperature, max_tokens=max_tokens)
         if self.cfg.api == "chat":
+            (prompt,) = prompts
             return await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
-        return await client.completions.create(prompt=prompt, **common)
+        return await client.completions.create(prompt=prompts if len(prompts) > 1 else prompts[0], **common)
 
-    def _texts(self, response: Any, n: int) -> list[dict]:
+    def _texts(self, response: Any, expected: int) -> list[dict]:
+        # OpenAI orders a list of prompts' choices by index: prompt i's n choices are i*n .. i*n+n-1.
         choices = sorted(response.choices, key=lambda choice: choice.index)
-        if len(choices) != n:
-            raise ValueError(f"asked for {n} choices, got {len(choices)}")
+        if len(choices) != expected:
+            raise ValueError(f"asked for {expected} choices, got {len(choices)}")
         samples = []
         for choice in choices:
             text = choice.message.content if self.cfg.api == "chat" else choice.text

@@ -48,6 +48,8 @@ def summarize(records: list[dict], outcomes: list[dict], totals: CallStats, degr
         "questions_with_a_kept_rationale": len(kept_per_question),
         "kept_per_question_histogram": dict(sorted(Counter(kept_per_question.values()).items())),
         "requests_sent": totals.requests,
+        "prompts_sent": totals.prompts_sent,
+        "requests_per_question": round(totals.requests / len(outcomes), 3) if outcomes else 0.0,
         "cache_hits": totals.cache_hits,
         "retries": totals.retries,
         "failed_requests": totals.failed_requests,

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from rt_ray.config import GenerationConfig
@@ -22,10 +21,11 @@ class SamplingPlan:
     temperature: float
     max_tokens_rationale: int
     max_tokens_answer: int
+    answer_from: str = "second_call"
 
     @classmethod
     def from_config(cls, cfg: GenerationConfig) -> SamplingPlan:
-        return cls(cfg.degree, cfg.temperature, cfg.max_tokens_rationale, cfg.max_tokens_answer)
+        return cls(cfg.degree, cfg.temperature, cfg.max_tokens_rationale, cfg.max_tokens_answer, cfg.answer_from)
 
     @property
     def rationale_temperature(self) -> float:
@@ -33,13 +33,21 @@ class SamplingPlan:
         return 0.0 if self.degree == 1 else self.temperature
 
 
-def judge_rationale(sample: Sample, index: int, rationale: dict, answer: dict) -> dict:
-    predicted = extract_answer(answer["text"], sample.answer_type, choices=sample.choices or None)
+# Where a rationale states its own answer ("... so the answer is yes."); without it, its last candidate.
+RATIONALE_ANSWER_PREFIX = "answer is"
+
+
+def judge_rationale(sample: Sample, index: int, rationale: dict, answer: dict | None) -> dict:
+    """One rationale judged on gold; ``answer`` is step 2's reply, or None to read the rationale's own answer."""
+    if answer is None:
+        predicted = extract_answer(rationale["text"], sample.answer_type, RATIONALE_ANSWER_PREFIX, sample.choices or None)
+    else:
+        predicted = extract_answer(answer["text"], sample.answer_type, choices=sample.choices or None)
     return {
         "sample_index": index,
         "rationale": rationale["text"].strip(),
         "rationale_finish_reason": rationale.get("finish_reason"),
-        "teacher_answer": answer["text"].strip(),
+        "teacher_answer": answer["text"].strip() if answer is not None else "",
         "predicted": predicted,
         "correct": is_correct(predicted, sample.answer, sample.answer_type),
     }
@@ -54,15 +62,13 @@ async def teach_question(client: TeacherClient, sample: Sample, plan: SamplingPl
         rationales = await client.samples(
             prompt, plan.degree, plan.rationale_temperature, plan.max_tokens_rationale, stats
         )
-        # Step 2 is greedy: it only reads off the answer the rationale reached.
-        answers = await asyncio.gather(
-            *(
-                client.samples(answer_prompt(sample.question, r["text"]), 1, 0.0, plan.max_tokens_answer, stats)
-                for r in rationales
-            )
-        )
+        if plan.answer_from == "rationale":  # no second call: the answer the rationale itself states
+            answers: list = [None] * len(rationales)
+        else:  # step 2 is greedy: it only reads off the answer the rationale reached
+            prompts = [answer_prompt(sample.question, r["text"]) for r in rationales]
+            answers = await client.one_each(prompts, 0.0, plan.max_tokens_answer, stats)
         outcome["samples"] = [
-            judge_rationale(sample, index, rationale, answer[0])
+            judge_rationale(sample, index, rationale, answer)
             for index, (rationale, answer) in enumerate(zip(rationales, answers))
         ]
     except BudgetExhausted as error:

@@ -191,8 +191,10 @@ def test_raising_d_from_4_to_8_requests_only_the_4_new_samples(ray_cluster, simu
     rationale_calls = [e for e in later if is_rationale_request(e)]
     assert len(rationale_calls) == 10 and all(e["n"] == 4 for e in rationale_calls)
     answer_calls = [e for e in later if not is_rationale_request(e)]
-    earlier_prompts = {e["prompt"] for e in sim.requests()[:boundary]}
-    assert not any(e["prompt"] in earlier_prompts for e in answer_calls), "a stored answer was requested again"
+    answer_prompts = [prompt for e in answer_calls for prompt in e["prompts"]]
+    earlier_prompts = {prompt for e in sim.requests()[:boundary] for prompt in e["prompts"]}
+    assert not any(prompt in earlier_prompts for prompt in answer_prompts), "a stored answer was requested again"
+    assert len(answer_calls) <= 10, "a question's new answer prompts travel in one request"
 
     records = read_jsonl(tmp_path / "out" / "rationales.jsonl")
     assert len(records) == 80 and first.stats["rationales"] == 40
@@ -200,11 +202,48 @@ def test_raising_d_from_4_to_8_requests_only_the_4_new_samples(ray_cluster, simu
     # four word for word, and then its step-2 prompt is already in the cache and costs nothing.
     known = {(r["question_id"], r["rationale"]) for r in records if r["sample_index"] < 4}
     unseen = {(r["question_id"], r["rationale"]) for r in records if r["sample_index"] >= 4} - known
-    assert len(answer_calls) == len(unseen), "one answer call per new rationale"
+    assert len(answer_prompts) == len(unseen), "one answer prompt per new rationale"
     assert second.stats["cache_hits"] == 10 * 4 * 2 + (10 * 4 - len(unseen))
     assert len(unseen) >= 35
     by_key = {(r["question_id"], r["sample_index"]): r["rationale"] for r in records}
     assert len({by_key[(q, i)] for q in {r["question_id"] for r in records} for i in range(8)}) >= 70
+
+
+def test_answer_extraction_sends_a_questions_prompts_together_with_the_same_kept_rationales(ray_cluster, simulator, tmp_path):
+    sim = simulator()
+    one_each = config_tree(tmp_path, sim, questions=10, degree=8, prompts_per_request=1)
+    first = generate(parse_config(one_each))
+    kept_one_each = read_jsonl(tmp_path / "out" / "filtered.jsonl")
+    assert first.stats["requests_per_question"] == 9 and first.stats["prompts_sent"] == 90
+
+    # The same rationales (cached), their answers asked again (a new max_tokens_answer), 3 to a request.
+    boundary = len(sim.requests())
+    batched = {**one_each, "teacher": {**one_each["teacher"], "prompts_per_request": 3},
+               "generation": {**one_each["generation"], "max_tokens_answer": 31}}  # fmt: skip
+    second = generate(parse_config(batched))
+    later = sim.requests()[boundary:]
+    assert not any(is_rationale_request(e) for e in later)
+    per_question = Counter(e["prompt"].split("Let's think step by step.")[0] for e in later)
+    assert len(per_question) == 10 and set(per_question.values()) == {3}, "ceil(8 / 3) requests per question"
+    assert sorted(len(e["prompts"]) for e in later) == sorted([3, 3, 2] * 10)
+    assert read_jsonl(tmp_path / "out" / "filtered.jsonl") == kept_one_each  # greedy answers: the same kept set
+    assert second.stats["requests_sent"] == 30 and second.stats["prompts_sent"] == 80
+
+    third = generate(parse_config(batched))  # a rerun sends nothing
+    assert len(sim.requests()) == boundary + 30 and third.stats["requests_sent"] == 0
+
+
+def test_answer_from_the_rationale_sends_one_request_per_question(ray_cluster, simulator, tmp_path):
+    sim = simulator(wrong_rate=0.2)
+    tree = config_tree(tmp_path, sim, questions=10, degree=4)
+    tree["generation"]["answer_from"] = "rationale"
+    result = generate(parse_config(tree))
+    assert len(sim.requests()) == 10 and all(is_rationale_request(e) for e in sim.requests())
+    records = read_jsonl(tmp_path / "out" / "rationales.jsonl")
+    assert result.stats["requests_per_question"] == 1 and len(records) == 40
+    # The simulator's wrong rationales state a wrong answer: read from the rationale, they are filtered out.
+    assert 0 < sum(not r["correct"] for r in records) < 40
+    assert all(r["predicted"] in ("yes", "no") for r in records)
 
 
 def test_a_budget_cap_stops_the_run_and_a_higher_cap_finishes_it_without_repeats(ray_cluster, simulator, tmp_path):

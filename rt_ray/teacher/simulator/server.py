@@ -95,16 +95,18 @@ async def _inject_fault(kind: str, request: web.Request, state: SimulatorState, 
     raise ConnectionResetError("simulated dropped connection")
 
 
-def _prompt_of(payload: dict, chat: bool) -> str:
+def _prompts_of(payload: dict, chat: bool) -> list[str]:
+    """The request's prompts: chat's last user message, or completions' string or list of strings."""
     if chat:
         messages = payload.get("messages") or []
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-        return users[-1] if users else ""
+        return [users[-1] if users else ""]
     prompt = payload.get("prompt", "")
-    return prompt[0] if isinstance(prompt, list) and prompt else str(prompt)
+    return [str(p) for p in prompt] if isinstance(prompt, list) and prompt else [str(prompt)]
 
 
-def _response_body(payload: dict, prompt: str, texts: list[str], chat: bool, model: str) -> dict:
+def _response_body(payload: dict, prompts: list[str], texts: list[str], chat: bool, model: str) -> dict:
+    """texts: each prompt's n choices in turn; as OpenAI numbers them, prompt i's are i*n .. i*n+n-1."""
     max_tokens = int(payload.get("max_tokens") or 256)
     choices, completion_tokens = [], 0
     for index, text in enumerate(texts):
@@ -114,7 +116,7 @@ def _response_body(payload: dict, prompt: str, texts: list[str], chat: bool, mod
             choices.append({"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
         else:
             choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": finish})
-    prompt_tokens = count_tokens(prompt)
+    prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
     return {
         "id": f"sim-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion" if chat else "text_completion",
@@ -144,17 +146,17 @@ def make_handler(chat: bool):
             payload = await request.json()
         except json.JSONDecodeError:
             return _error(400, "body is not JSON")
-        prompt = _prompt_of(payload, chat)
+        prompts = _prompts_of(payload, chat)
         n = int(payload.get("n") or 1)
         fault = None
         if state.rng.random() < settings.fault_rate and settings.fault_kinds:
             fault = state.rng.choice(settings.fault_kinds)
-        state.record({"t": arrived, "path": request.path, "prompt": prompt, "n": n,
+        state.record({"t": arrived, "path": request.path, "prompt": prompts[0], "prompts": prompts, "n": n,
                       "temperature": payload.get("temperature"), "fault": fault})
         latency = settings.latency_s + state.rng.uniform(0, settings.latency_jitter_s)
         await asyncio.sleep(latency)
-        texts = complete(prompt, n, state.rng, settings.wrong_rate)
-        body = _response_body(payload, prompt, texts, chat, payload.get("model") or settings.model)
+        texts = [text for prompt in prompts for text in complete(prompt, n, state.rng, settings.wrong_rate)]
+        body = _response_body(payload, prompts, texts, chat, payload.get("model") or settings.model)
         if fault is not None:
             return await _inject_fault(fault, request, state, body)
         return web.json_response(body)
@@ -176,8 +178,10 @@ async def sim_requests(request: web.Request) -> web.Response:
 async def sim_stats(request: web.Request) -> web.Response:
     log = request.app[STATE].log
     faults = Counter(entry["fault"] for entry in log if entry["fault"])
-    samples = sum(entry["n"] for entry in log if not entry["fault"])
-    return web.json_response({"requests": len(log), "faults": dict(faults), "samples_served": samples})
+    served = [entry for entry in log if not entry["fault"]]
+    samples = sum(entry["n"] * len(entry["prompts"]) for entry in served)
+    prompts = sum(len(entry["prompts"]) for entry in log)
+    return web.json_response({"requests": len(log), "prompts": prompts, "faults": dict(faults), "samples_served": samples})
 
 
 def make_app(settings: SimulatorSettings) -> web.Application:

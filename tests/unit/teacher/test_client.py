@@ -87,3 +87,35 @@ def test_persistent_failure_gives_up_after_max_retries(tmp_path):
 
     stats, served = asyncio.run(with_simulator(settings, body))
     assert served == 4 and stats.retries == 3 and stats.failed_requests == 1
+
+
+def test_answer_prompts_travel_several_to_a_request_and_come_back_to_their_own_prompt(tmp_path):
+    from rt_ray.teacher.prompts import answer_prompt
+
+    settings = SimulatorSettings(latency_s=0.0)
+    flips = [f"{QUESTION.split(' Is the coin')[0]} {'Cy flips the coin. ' * k}Is the coin still heads up?" for k in range(5)]
+    prompts = [answer_prompt(q, f" So the answer is {'yes' if k % 2 == 0 else 'no'}.") for k, q in enumerate(flips)]
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, prompts_per_request=2), None)
+        stats = CallStats()
+        first = await client.one_each(prompts, 0.0, 32, stats)
+        again = await client.one_each(prompts[:3], 0.0, 32, stats)
+        return first, again, stats, [len(e["prompts"]) for e in state.log]
+
+    first, again, stats, sizes = asyncio.run(with_simulator(settings, body))
+    assert sizes == [2, 2, 1] and stats.requests == 3 and stats.prompts_sent == 5
+    # Prompt k's rationale says yes for even k: each answer belongs to its own prompt.
+    assert [a["text"].strip(" .") for a in first] == ["yes", "no", "yes", "no", "yes"]
+    assert again == first[:3] and stats.cache_hits == 3
+
+
+def test_chat_sends_one_answer_prompt_a_request(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0)
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, api="chat", prompts_per_request=20), None)
+        await client.one_each([rationale_prompt(f"{QUESTION} #{i}") for i in range(3)], 0.0, 32, CallStats())
+        return [len(e["prompts"]) for e in state.log]
+
+    assert asyncio.run(with_simulator(settings, body)) == [1, 1, 1]
