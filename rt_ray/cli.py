@@ -247,6 +247,10 @@ def teacher_sim(
     api_key_env: Optional[str] = typer.Option(None, help="Require the bearer token held by this env variable."),
     seed: int = typer.Option(0, help="Seed of its random choices."),
     log_file: Optional[Path] = typer.Option(None, help="Append one JSON line per request served."),
+    batch_delay_s: float = typer.Option(1.0, help="Seconds from batches.create to a batch's output file."),
+    batch_fail_rate: float = typer.Option(0.0, help="Share of batch lines that go to the error file."),
+    batch_expire_first: int = typer.Option(0, help="This many batches expire with half their lines done."),
+    batch_api_429s: int = typer.Option(0, help="This many of the first files.create / batches.create calls get a 429."),
 ) -> None:
     """Offline teacher: an OpenAI-compatible server that solves coin flip, last letter and shuffled objects."""
     from rt_ray.teacher.simulator.server import FAULT_KINDS, SimulatorSettings, serve
@@ -260,6 +264,8 @@ def teacher_sim(
         model=model, latency_s=latency_s, latency_jitter_s=latency_jitter_s, wrong_rate=wrong_rate,
         fault_rate=fault_rate, fault_kinds=kinds, retry_after_ms=retry_after_ms, hang_s=hang_s,
         api_key=os.environ.get(api_key_env) if api_key_env else None, seed=seed, log_file=log_file,
+        batch_delay_s=batch_delay_s, batch_fail_rate=batch_fail_rate, batch_expire_first=batch_expire_first,
+        batch_api_429s=batch_api_429s,
     )  # fmt: skip
     status().print(f"teacher simulator on http://{host}:{port}/v1 (model {model})")
     serve(settings, host=host, port=port)

@@ -49,6 +49,7 @@ class TaskConfig(Section):
 class Price(Section):
     input_per_1m: float = Field(ge=0)
     output_per_1m: float = Field(ge=0)
+    batch_discount: float = Field(0.5, gt=0, le=1, description="what the Batch API charges, as a share of these prices")
 
 
 SIMULATOR_MODEL = "teacher-sim"
@@ -72,6 +73,13 @@ class TeacherConfig(Section):
     api: Literal["completions", "chat"] = "completions"
     api_key_env: str = "OPENAI_API_KEY"
     supports_n: bool = True
+    mode: Literal["online", "batch"] = Field(
+        "online", description="online: requests as the run goes; batch: the provider's Batch API (files of requests, "
+        "results within completion_window, at the batch discount)")  # fmt: skip
+    batch_max_requests: int = Field(50_000, gt=0, description="batch mode: requests per input file (OpenAI: 50,000)")
+    batch_max_bytes: int = Field(200 * 2**20, gt=0, description="batch mode: bytes per input file (OpenAI: 200 MB)")
+    batch_poll_s: float = Field(30.0, gt=0, description="batch mode: seconds between status polls")
+    batch_completion_window: str = "24h"
     prompts_per_request: int = Field(20, gt=0, description="completions API: a question's answer-extraction prompts "
                                      "sent together in one request, as the paper's code did; 1 sends one each")  # fmt: skip
     max_concurrency: int = Field(64, gt=0, description="requests in flight across the whole run")
@@ -301,7 +309,8 @@ class RtRayConfig(Section):
 NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "checkpoint_every_steps", "max_failures",
                         "max_concurrency", "num_callers", "caller_cpus", "rpm", "tpm", "max_retries", "backoff_base_s",
                         "backoff_max_s", "request_timeout_s", "questions_per_block", "max_cost_usd",
-                        "prompts_per_request"})  # fmt: skip
+                        "prompts_per_request", "mode", "batch_max_requests", "batch_max_bytes", "batch_poll_s",
+                        "batch_completion_window"})  # fmt: skip
 # What the teacher's rationales depend on (the degree aside: a finished run at D=8 holds D=4's).
 TEACHER_INPUTS = ("task", "teacher.base_url", "teacher.model", "teacher.api", "teacher.supports_n", "generation.temperature",
                   "generation.max_tokens_rationale", "generation.max_tokens_answer", "generation.answer_from")  # fmt: skip

@@ -22,7 +22,6 @@ from rt_ray.experiment.plan import (
     TEACHER,
     findings,
     findings_markdown,
-    ft_cot_method,
     methods,
     plot_accuracy_vs_degree,
     results_markdown,

@@ -59,7 +59,7 @@ def report_markdown(report: dict) -> str:
     lines += ["", "## Test accuracy", "", "| method | accuracy | n |", "|---|---|---|"]
     lines += [f"| {r['method']} | {_fmt(r['accuracy'])} | {_fmt(r['n'])} |" for r in report["accuracy"]]
     if report.get("endpoint"):
-        lines += ["", f"## Deployment", "", f"OpenAI-compatible endpoint: `{report['endpoint']}/v1`; task endpoint `{report['endpoint']}/v1/solve`."]
+        lines += ["", "## Deployment", "", f"OpenAI-compatible endpoint: `{report['endpoint']}/v1`; task endpoint `{report['endpoint']}/v1/solve`."]
     if report.get("samples"):
         lines += ["", "| question | rationale | answer | gold |", "|---|---|---|---|"]
         lines += [f"| {s['question']} | {s['rationale']} | {s['answer']} | {s['gold']} |" for s in report["samples"]]

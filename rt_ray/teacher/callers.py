@@ -20,12 +20,13 @@ from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 
 class TeacherCaller:
-    def __init__(self, teacher: dict, plan: dict, api_key: SecretStr | None, governor=None):
+    def __init__(self, teacher: dict, plan: dict, api_key: SecretStr | None, governor=None, cache_only: str | None = None):
         # Settings arrive as plain dicts (not module globals), so the actor runs the same on any node.
         self.client = TeacherClient(
             TeacherConfig.model_validate(teacher),
             api_key.get_secret_value() if api_key else None,
             governor=governor,
+            cache_only=cache_only,
         )
         self.plan = SamplingPlan(**plan)
 

@@ -62,8 +62,12 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float 
 
 
 class TeacherClient:
-    def __init__(self, cfg: TeacherConfig, api_key: str | None, governor: Any = None, seed: int = 0):
+    def __init__(self, cfg: TeacherConfig, api_key: str | None, governor: Any = None, seed: int = 0,
+                 cache_only: str | None = None):  # fmt: skip
         self.cfg = cfg
+        # Batch mode's final pass reads what the batches delivered and sends nothing: a sample still
+        # missing is a failed question ("failed") or one the budget stopped ("budget").
+        self.cache_only = cache_only
         self.cache = ResponseCache(cfg.cache_dir)
         self.governor = governor
         self.price = cfg.prices.get(cfg.model)
@@ -142,6 +146,10 @@ class TeacherClient:
         self, prompts: list[str], n: int, temperature: float, max_tokens: int, stats: CallStats
     ) -> list[dict]:
         """One request: ``n`` choices of each prompt, in prompt order (a list of prompts only on completions)."""
+        if self.cache_only == "budget":
+            raise BudgetExhausted(f"teacher.max_cost_usd={self.cfg.max_cost_usd} reached before this batch was submitted")
+        if self.cache_only is not None:
+            raise TeacherRequestFailed("the batches did not deliver it within teacher.max_retries resubmissions")
         client = self._connect()
         assert self._semaphore is not None
         prompt_estimate = sum(estimate_prompt_tokens(prompt) for prompt in prompts)

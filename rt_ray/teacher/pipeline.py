@@ -33,6 +33,8 @@ from rt_ray.console import note_kept
 from rt_ray.progress import bar, say
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.accounting import CallStats
+from rt_ray.teacher.batch_mode import describe as describe_batch_mode
+from rt_ray.teacher.batch_mode import fill_cache_by_batches
 from rt_ray.teacher.callers import TeacherCaller
 from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
 from rt_ray.teacher.governor import TeacherGovernor
@@ -124,7 +126,7 @@ def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
     return blocks, in_flight
 
 
-def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, governor):
+def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, governor, cache_only: str | None = None):
     blocks, in_flight = plan_blocks(len(questions), cfg)
     plan = asdict(SamplingPlan.from_config(cfg.generation))  # plain values travel to any node
     ds = ray.data.from_items([q.to_row() for q in questions], override_num_blocks=blocks)
@@ -137,6 +139,7 @@ def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, 
             "plan": plan,
             "api_key": api_key,
             "governor": governor,
+            "cache_only": cache_only,
         },
         compute=ray.data.ActorPoolStrategy(
             size=cfg.teacher.num_callers,
@@ -171,16 +174,16 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None):
+def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, cache_only: str | None = None):
     """Stream every question's outcome back to the driver, with a live progress bar."""
     ensure_ray(cfg.ray)
     DataContext.get_current().enable_progress_bars = False  # the rich bar below says more
-    governor = start_governor(cfg.teacher)
+    governor = None if cache_only else start_governor(cfg.teacher)
     totals = CallStats()
     rows, outcomes, records = [], [], []
     try:
         with bar("teacher", total=len(questions)) as progress:
-            dataset = build_dataset(questions, cfg, api_key, governor)
+            dataset = build_dataset(questions, cfg, api_key, governor, cache_only)
             for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
                 for row in batch.to_dict("records"):
                     outcome = {"status": row["status"], "error": row["error"], "samples": json.loads(row["samples_json"])}
@@ -239,13 +242,20 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     try:
         with teacher_endpoint(cfg.teacher):
             check_teacher(cfg.teacher, api_key)
-            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}")
-            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key)
+            mode = f", {describe_batch_mode(cfg.teacher)}" if cfg.teacher.mode == "batch" else ""
+            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}{mode}")
+            batches = fill_cache_by_batches(cfg, data.train, api_key) if cfg.teacher.mode == "batch" else None
+            cache_only = None if batches is None else ("budget" if batches.stopped_for_budget else "failed")
+            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key, cache_only)
+            if batches is not None:  # the final pass only read the cache; the batches did the sending
+                totals.add(batches.stats)
     except BaseException as error:
         state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         write_json(out / "stats.json", {"status": state, "task": cfg.task.name, "error": f"{type(error).__name__}: {error}"})
         if state == "interrupted":
             note_kept(f"every teacher sample received (cache {cfg.teacher.cache_dir})")
+            if cfg.teacher.mode == "batch" and (out / "batches.json").is_file():
+                note_kept(f"the batches in flight ({out / 'batches.json'}), still running at the provider: the rerun polls them")
         raise
     order = {sample.id: index for index, sample in enumerate(data.train)}
     records.sort(key=lambda r: (order[r["question_id"]], r["sample_index"]))
@@ -257,7 +267,10 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     ]
     stats = summarize(records, outcomes, totals, cfg.generation.degree, time.monotonic() - started)
     stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
-                 teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL)  # fmt: skip
+                 teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL,
+                 teacher_mode=cfg.teacher.mode)  # fmt: skip
+    if batches is not None:
+        stats["batch_ids"] = batches.batch_ids
     write_jsonl(out / "rationales.jsonl", records)
     write_jsonl(out / "filtered.jsonl", kept)
     write_jsonl(out / "failures.jsonl", failures)

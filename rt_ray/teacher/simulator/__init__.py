@@ -42,6 +42,7 @@ class SimulatorProcess:
         api_key_env: str | None = None,
         seed: int = 0,
         log_file: Path | None = None,
+        batch: dict | None = None,  # batch_delay_s, batch_fail_rate, batch_expire_first, batch_api_429s
     ):
         self.host, self.port = host, port or free_port()
         self.args = [
@@ -57,6 +58,8 @@ class SimulatorProcess:
             self.args += ["--api-key-env", api_key_env]
         if log_file:
             self.args += ["--log-file", str(log_file)]
+        for name, value in (batch or {}).items():
+            self.args += [f"--{name.replace('_', '-')}", str(value)]
         self.process: subprocess.Popen | None = None
 
     @property

@@ -3,8 +3,9 @@ wrong answers and injected faults.
 
     rt-ray teacher-sim --port 8765 --latency-s 0.2 --fault-rate 0.2 --log-file sim.jsonl
 
-Routes: ``POST /v1/completions``, ``POST /v1/chat/completions``, ``GET /v1/models``; for tests,
-``GET /sim/requests`` (every request served, in order) and ``GET /sim/stats`` (counts).
+Routes: ``POST /v1/completions``, ``POST /v1/chat/completions``, ``GET /v1/models``, the Files and
+Batch APIs (simulator/batches.py); for tests, ``GET /sim/requests`` (every request and batch line
+served, in order) and ``GET /sim/stats`` (counts).
 It is what the pipeline talks to by default, over HTTP, exactly as it talks to OpenAI.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from rt_ray.teacher.simulator.batches import BatchState, add_batch_routes
 from rt_ray.teacher.simulator.solvers import complete
 
 STATE = web.AppKey("state", object)
@@ -41,6 +43,10 @@ class SimulatorSettings:
     api_key: str | None = None  # when set, requests must carry it as a bearer token
     seed: int = 0
     log_file: Path | None = None
+    batch_delay_s: float = 1.0  # from batches.create to its output file
+    batch_fail_rate: float = 0.0  # share of batch lines that go to the error file
+    batch_expire_first: int = 0  # this many batches expire with half their lines done
+    batch_api_429s: int = 0  # this many of the first upload/create calls get a 429
 
 
 @dataclass
@@ -48,6 +54,7 @@ class SimulatorState:
     settings: SimulatorSettings
     rng: random.Random = field(init=False)
     log: list[dict] = field(default_factory=list)
+    batches: BatchState = field(default_factory=BatchState)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.settings.seed)
@@ -131,6 +138,12 @@ def _response_body(payload: dict, prompts: list[str], texts: list[str], chat: bo
     }
 
 
+def _answer(payload: dict, prompts: list[str], chat: bool, state: SimulatorState) -> dict:
+    n = int(payload.get("n") or 1)
+    texts = [text for prompt in prompts for text in complete(prompt, n, state.rng, state.settings.wrong_rate)]
+    return _response_body(payload, prompts, texts, chat, payload.get("model") or state.settings.model)
+
+
 def _authorized(request: web.Request, settings: SimulatorSettings) -> bool:
     return settings.api_key is None or request.headers.get("Authorization") == f"Bearer {settings.api_key}"
 
@@ -155,8 +168,7 @@ def make_handler(chat: bool):
                       "temperature": payload.get("temperature"), "fault": fault})
         latency = settings.latency_s + state.rng.uniform(0, settings.latency_jitter_s)
         await asyncio.sleep(latency)
-        texts = [text for prompt in prompts for text in complete(prompt, n, state.rng, settings.wrong_rate)]
-        body = _response_body(payload, prompts, texts, chat, payload.get("model") or settings.model)
+        body = _answer(payload, prompts, chat, state)
         if fault is not None:
             return await _inject_fault(fault, request, state, body)
         return web.json_response(body)
@@ -178,10 +190,13 @@ async def sim_requests(request: web.Request) -> web.Response:
 async def sim_stats(request: web.Request) -> web.Response:
     log = request.app[STATE].log
     faults = Counter(entry["fault"] for entry in log if entry["fault"])
+    online = [entry for entry in log if entry["path"] != "batch"]
     served = [entry for entry in log if not entry["fault"]]
     samples = sum(entry["n"] * len(entry["prompts"]) for entry in served)
-    prompts = sum(len(entry["prompts"]) for entry in log)
-    return web.json_response({"requests": len(log), "prompts": prompts, "faults": dict(faults), "samples_served": samples})
+    prompts = sum(len(entry["prompts"]) for entry in online)
+    batches = request.app[STATE].batches
+    return web.json_response({"requests": len(online), "prompts": prompts, "faults": dict(faults), "samples_served": samples,
+                              "batches_created": batches.batches_created, "batch_lines": batches.lines_served})  # fmt: skip
 
 
 def make_app(settings: SimulatorSettings) -> web.Application:
@@ -190,6 +205,8 @@ def make_app(settings: SimulatorSettings) -> web.Application:
     app.router.add_post("/v1/completions", make_handler(chat=False))
     app.router.add_post("/v1/chat/completions", make_handler(chat=True))
     app.router.add_get("/v1/models", list_models)
+    add_batch_routes(app, lambda body, url: _answer(body, _prompts_of(body, url.endswith("chat/completions")),
+                                                    url.endswith("chat/completions"), app[STATE]))  # fmt: skip
     app.router.add_get("/sim/requests", sim_requests)
     app.router.add_get("/sim/stats", sim_stats)
     return app
