@@ -52,6 +52,7 @@ def test_batch_mode_resubmits_failed_lines_and_an_expired_batch_and_rides_out_42
     assert result.stats["status"] == "complete" and result.stats["rationales"] == 80
     assert result.stats["teacher_mode"] == "batch" and result.stats["batch_ids"] == [entry["batch_id"] for entry in ledger]
     assert stats["requests"] == 0, "batch mode sends no online request"
+    assert stats["batch_api_429s"] == {"/v1/files": 2, "/v1/batches": 2}, "both were throttled, and retried"
     assert ledger[0]["status"] == "expired" and ledger[0]["delivered"] < ledger[0]["lines"]
     assert {entry["step"] for entry in ledger} == {"rationales", "answers"} and len(ledger) >= 4
     assert stats["batches_created"] == len(ledger), "each batch was submitted once"

@@ -6,7 +6,7 @@
 A batch runs its lines through the same solvers as online requests, ``batch_delay_s`` after it is
 created. Knobs for the tests: ``batch_fail_rate`` sends that share of lines to the error file,
 ``batch_expire_first`` lets that many batches expire with half their lines done, and
-``batch_api_429s`` answers that many of the first upload and create calls with a 429.
+``batch_api_429s`` answers that many of the first upload calls, and of the first create calls, with a 429.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class BatchState:
     batches: dict[str, dict] = field(default_factory=dict)
     batches_created: int = 0
     lines_served: int = 0
-    throttled: int = 0
+    throttled: dict[str, int] = field(default_factory=dict)  # route -> 429s sent
 
 
 def _file_object(file_id: str, name: str, size: int, purpose: str) -> dict:
@@ -97,11 +97,13 @@ async def _run_batch(app: web.Application, batch_id: str, response_for) -> None:
 
 
 def _throttled(request: web.Request) -> web.Response | None:
+    """The first batch_api_429s calls of each route (upload, create) get a 429 with Retry-After."""
     from rt_ray.teacher.simulator.server import STATE, _error
 
     state = request.app[STATE]
-    if state.batches.throttled < state.settings.batch_api_429s:
-        state.batches.throttled += 1
+    sent = state.batches.throttled.get(request.path, 0)
+    if sent < state.settings.batch_api_429s:
+        state.batches.throttled[request.path] = sent + 1
         ms = state.settings.retry_after_ms
         return _error(429, "simulated rate limit", {"Retry-After": str(math.ceil(ms / 1000)), "retry-after-ms": str(ms)})
     return None

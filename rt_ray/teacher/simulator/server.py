@@ -46,7 +46,7 @@ class SimulatorSettings:
     batch_delay_s: float = 1.0  # from batches.create to its output file
     batch_fail_rate: float = 0.0  # share of batch lines that go to the error file
     batch_expire_first: int = 0  # this many batches expire with half their lines done
-    batch_api_429s: int = 0  # this many of the first upload/create calls get a 429
+    batch_api_429s: int = 0  # this many of the first upload calls, and of the first create calls, get a 429
 
 
 @dataclass
@@ -196,7 +196,8 @@ async def sim_stats(request: web.Request) -> web.Response:
     prompts = sum(len(entry["prompts"]) for entry in online)
     batches = request.app[STATE].batches
     return web.json_response({"requests": len(online), "prompts": prompts, "faults": dict(faults), "samples_served": samples,
-                              "batches_created": batches.batches_created, "batch_lines": batches.lines_served})  # fmt: skip
+                              "batches_created": batches.batches_created, "batch_lines": batches.lines_served,
+                              "batch_api_429s": batches.throttled})  # fmt: skip
 
 
 def make_app(settings: SimulatorSettings) -> web.Application:
