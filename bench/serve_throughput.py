@@ -54,7 +54,7 @@ def bare_generate(model_dir: Path, prompts: list[str], batch_size: int, max_toke
     import torch
 
     from rt_ray.student.generation import generate_texts
-    from rt_ray.student.models import load_student
+    from rt_ray.artifacts import load_student
 
     torch.set_num_threads(1)
     model, tokenizer, meta = load_student(model_dir)

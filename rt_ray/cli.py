@@ -41,7 +41,8 @@ def _user_error(error: BaseException) -> str | None:
     from rt_ray.student.trainer import TrainingDataError
     from rt_ray.tasks import TaskDataError
     from rt_ray.teacher.client import TeacherFatalError
-    from rt_ray.teacher.pipeline import GenerationNotFinished, TeacherUnavailable
+    from rt_ray.artifacts import GenerationNotFinished
+    from rt_ray.teacher.pipeline import TeacherUnavailable
 
     from rt_ray.pipeline.run import PipelineStopped
 

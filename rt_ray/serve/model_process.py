@@ -44,7 +44,7 @@ def load_served_student(source: str, tracking_uri: str | None):
     the student's rt-ray metadata (format, default_max_tokens, ...), empty for a hub model."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from rt_ray.student.models import META_FILE, load_student
+    from rt_ray.artifacts import META_FILE, load_student
 
     meta: dict = {}
     if source.startswith(("models:/", "runs:/")):

@@ -19,7 +19,7 @@ from rt_ray.student.generation import generate_texts
 from rt_ray.student.scoring import accuracy_report, judge_generation
 from rt_ray.tasks import load_task_data
 from rt_ray.tasks.base import Sample
-from rt_ray.teacher.pipeline import write_jsonl
+from rt_ray.artifacts import write_jsonl
 
 
 def prompt_for(question: str, arch: str, mode: str) -> str:
@@ -32,7 +32,8 @@ class StudentPredictor:
     def __init__(self, source: dict, mode: str, max_new_tokens: int, threads: int | None = None):
         import torch
 
-        from rt_ray.student.models import build_student, load_student
+        from rt_ray.artifacts import load_student
+        from rt_ray.student.models import build_student
 
         if threads:
             torch.set_num_threads(threads)

@@ -3,7 +3,7 @@
     spec = student_spec(cfg.student, texts=training_texts)   # trains a BPE tokenizer for "tiny"
     model, tokenizer = build_student(spec, seed=0)           # same weights on every worker
     save_student(model, tokenizer, "runs/x/model", meta)     # Hugging Face format
-    model, tokenizer, meta = load_student("runs/x/model")    # AutoModel*.from_pretrained
+    model, tokenizer, meta = rt_ray.artifacts.load_student("runs/x/model")   # the folder's reader
 
 A spec is a small JSON-able dict, so Ray workers on any node can rebuild the same student
 without a shared filesystem: a hub name or path, or a model config plus the tokenizer's JSON.
@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rt_ray.artifacts import META_FILE, auto_model_class
 from rt_ray.config import StudentConfig
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
-META_FILE = "rt_ray_student.json"
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -64,12 +64,6 @@ def student_spec(cfg: StudentConfig, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def _auto_model_class(arch: str):
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    return AutoModelForCausalLM if arch == "decoder" else AutoModelForSeq2SeqLM
-
-
 def load_tokenizer(spec: dict[str, Any]):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -90,7 +84,7 @@ def build_student(spec: dict[str, Any], seed: int = 0):
     import torch
     from transformers import AutoConfig
 
-    model_class = _auto_model_class(spec["arch"])
+    model_class = auto_model_class(spec["arch"])
     tokenizer = load_tokenizer(spec)
     if "pretrained" in spec:
         return model_class.from_pretrained(spec["pretrained"]), tokenizer
@@ -109,14 +103,3 @@ def save_student(model, tokenizer, path: str | Path, meta: dict, state_dict: dic
     return path
 
 
-def load_student(path: str | Path):
-    from transformers import AutoTokenizer
-
-    path = Path(path)
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
-    meta = json.loads(meta_path.read_text())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = _auto_model_class(meta["arch"]).from_pretrained(path)
-    return model, tokenizer, meta

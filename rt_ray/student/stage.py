@@ -12,7 +12,7 @@ from pathlib import Path
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig
 from rt_ray.student.evaluate import evaluate_student
-from rt_ray.student.models import load_student
+from rt_ray.artifacts import load_student
 from rt_ray.student.trainer import TrainResult, train_student
 
 

@@ -22,7 +22,7 @@ from rt_ray.student.data import tokenize_pair, training_pairs, typical_output_to
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, student_spec
 from rt_ray.tasks import load_task_data
-from rt_ray.teacher.pipeline import file_sha256, read_finished_generation
+from rt_ray.artifacts import file_sha256, read_finished_generation
 
 
 class TrainingDataError(ValueError):

@@ -11,7 +11,6 @@ Writes to ``generation.output_dir``: rationales.jsonl (all), filtered.jsonl and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import pandas as pd
 import ray
 from pydantic import SecretStr
 from ray.data import DataContext
+from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, write_json, write_jsonl
 from rt_ray.cluster import ensure_ray
 from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
 from rt_ray.console import note_kept
@@ -42,15 +42,10 @@ from rt_ray.teacher.simulator import SimulatorProcess, is_listening
 from rt_ray.teacher.teach import SamplingPlan
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-TERMINAL_STATUSES = {"complete", "complete_with_failures"}
 
 
 class TeacherUnavailable(RuntimeError):
     """The teacher endpoint cannot be reached or refuses the run."""
-
-
-class GenerationNotFinished(RuntimeError):
-    """A student stage was pointed at teacher output that is running, failed or stopped."""
 
 
 @dataclass
@@ -154,24 +149,6 @@ def start_governor(cfg: TeacherConfig):
     if cfg.rpm is None and cfg.tpm is None and cfg.max_cost_usd is None:
         return None  # nothing to share between callers
     return TeacherGovernor.remote(cfg.rpm, cfg.tpm, cfg.max_cost_usd)
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".partial")
-    with open(tmp, "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".partial")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, cache_only: str | None = None):
@@ -288,14 +265,3 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     return GenerationResult(out, stats)
 
 
-def read_finished_generation(output_dir: Path) -> dict:
-    """The stats of a finished generation run, or a clear error for a running, failed or stopped one."""
-    stats_path = Path(output_dir) / "stats.json"
-    if not stats_path.is_file():
-        raise FileNotFoundError(f"no teacher output in {output_dir}: run `rt-ray generate` first")
-    stats = json.loads(stats_path.read_text())
-    if stats.get("status") not in TERMINAL_STATUSES:
-        raise GenerationNotFinished(
-            f"teacher output in {output_dir} is not finished (status {stats.get('status')!r}); rerun `rt-ray generate`"
-        )
-    return stats

@@ -149,7 +149,7 @@ def log_student_model(model_dir: str | Path, registered_name: str | None) -> str
     Returns the registered model version, if any."""
     import mlflow
 
-    from rt_ray.student.models import load_student
+    from rt_ray.artifacts import load_student
 
     model, tokenizer, meta = load_student(model_dir)
     info = mlflow.transformers.log_model(

@@ -31,7 +31,7 @@ def trained(ray_cluster, tmp_path_factory):
 def test_a_chat_question_gets_the_students_rationale_and_the_right_answer(trained):
     from rt_ray.student.formats import student_input
     from rt_ray.student.generation import generate_texts
-    from rt_ray.student.models import load_student
+    from rt_ray.artifacts import load_student
     from rt_ray.tasks import get_task
     from rt_ray.tasks.answers import FT_COT_PREFIX
 

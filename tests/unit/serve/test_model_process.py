@@ -27,7 +27,7 @@ def model(student):
 
 
 def test_concurrent_requests_get_what_generate_gives_each_prompt_with_its_own_budget(model, student):
-    from rt_ray.student.models import load_student
+    from rt_ray.artifacts import load_student
 
     local, tokenizer, meta = load_student(student)
     budgets = [3, 9, 16, 16, 5, 12]

@@ -4,7 +4,8 @@ import torch
 from rt_ray.config import StudentConfig, TrainConfig
 from rt_ray.student.data import IGNORE_INDEX, pad_batch, supervised_tokens, tokenize_pair, training_pairs
 from rt_ray.student.deepspeed_config import build_deepspeed_config, warmup_then_linear_decay
-from rt_ray.student.models import build_student, load_student, save_student, student_spec, train_tokenizer
+from rt_ray.artifacts import load_student
+from rt_ray.student.models import build_student, save_student, student_spec, train_tokenizer
 from rt_ray.tasks.base import Sample
 
 TEXTS = ["A coin is heads up. Ann flips the coin. Is the coin still heads up? ### Ann flips it. --> no"] * 20

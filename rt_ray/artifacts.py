@@ -1,0 +1,82 @@
+"""What passes between stages, defined once: both the writing and the reading stage import it.
+
+    stats = read_finished_generation(cfg.generation.output_dir)   # the teacher's output set, finished
+    model, tokenizer, meta = load_student("runs/x/student/model")  # a student model folder
+
+The teacher's output set (``generation.output_dir``): ``stats.json`` (``status`` running | failed |
+interrupted while it is not finished; complete | complete_with_failures when it is), ``rationales.jsonl``,
+``filtered.jsonl`` / ``filtered.parquet`` (what students train on) and ``failures.jsonl``. Written by
+the teacher stage; read by the student, sweep and experiment stages.
+
+A student model folder: Hugging Face weights and tokenizer plus ``rt_ray_student.json`` (arch,
+format, task, default_max_tokens, ...). Written by the student stage; read by evaluation, Serve and
+tracking (which logs it to MLflow without importing the student stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+TERMINAL_STATUSES = {"complete", "complete_with_failures"}
+STATS_FILE = "stats.json"
+FILTERED_FILE = "filtered.jsonl"
+META_FILE = "rt_ray_student.json"
+
+
+class GenerationNotFinished(RuntimeError):
+    """A student stage was pointed at teacher output that is running, failed or stopped."""
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(value, indent=2))
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    with open(tmp, "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_finished_generation(output_dir: Path) -> dict:
+    """The stats of a finished generation run, or a clear error for a running, failed or stopped one."""
+    stats_path = Path(output_dir) / STATS_FILE
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"no teacher output in {output_dir}: run `rt-ray generate` first")
+    stats = json.loads(stats_path.read_text())
+    if stats.get("status") not in TERMINAL_STATUSES:
+        raise GenerationNotFinished(
+            f"teacher output in {output_dir} is not finished (status {stats.get('status')!r}); rerun `rt-ray generate`"
+        )
+    return stats
+
+
+def auto_model_class(arch: str):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForCausalLM if arch == "decoder" else AutoModelForSeq2SeqLM
+
+
+def load_student(path: str | Path):
+    """(model, tokenizer, meta) of a student model folder."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
+    meta = json.loads(meta_path.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = auto_model_class(meta["arch"]).from_pretrained(path)
+    return model, tokenizer, meta
