@@ -1,6 +1,6 @@
 """Teacher-stage throughput: the Ray Data pipeline against a sequential loop, side by side.
 
-    python bench/teacher_throughput.py                 # N=1000 requests, 1.0 s latency, concurrency 64
+    python bench/teacher_throughput.py                 # N=4000 requests, 1.0 s latency, concurrency 64
 
 Both talk to the teacher simulator over HTTP with the openai client. The pipeline answers N/2
 questions (two Zero-shot-CoT calls each, D=1) through `run_teacher`, the code `rt-ray generate` runs;
@@ -100,7 +100,7 @@ def timed_plain_loop(questions: list, cfg, sim: SimulatorProcess, expected_reque
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--latency-s", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sequential-questions", type=int, default=5)
