@@ -4,9 +4,17 @@
     key = sample_key(model="gpt-4o-mini", prompt=p, params={"temperature": 0.7, ...}, sample_index=3)
     cache.get(key) or cache.put(key, {"text": "...", ...})
 
-One small JSON file per sample, written atomically (temp file + rename), so a process killed
-mid-write leaves either the whole entry or none, several processes may share the folder, and a
-shared filesystem (NFS) serves a multi-node cluster.
+Storage: append-only segment files, one per writing process (``segments/<host>-<pid>-<random>.log``),
+one line per sample: ``<key>\\t<json>\\n``. Each process indexes the segments when it opens the cache
+(key -> file, offset, length: the values stay on disk) and again, for new lines, when a lookup misses.
+
+Why this layout: the first one (one JSON file per sample) made a million samples a million inodes,
+and on the shared filesystem a multi-node cluster needs (NFS, EFS) every create and lookup a network
+round trip. Segments make it one file per writer per run; a single writer per file needs no locks
+(appends from several NFS clients to one file are not atomic; to different files they are safe);
+a process killed mid-append leaves at most one partial last line, which readers skip. SQLite was the
+other candidate: its locking is unreliable on NFS, which is where a cluster's cache lives. Caches in
+the old layout (``??/<key>.json``) are still read.
 """
 
 from __future__ import annotations
@@ -14,9 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import socket
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
+
+KEY_LENGTH = 64  # sha256 hex
+REFRESH_AFTER_S = 1.0  # a miss rescans the segments at most this often
 
 
 def sample_key(model: str, prompt: str, params: dict[str, Any], sample_index: int) -> str:
@@ -30,24 +44,102 @@ def sample_key(model: str, prompt: str, params: dict[str, Any], sample_index: in
 class ResponseCache:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+        self.segments = self.root / "segments"
+        self.segments.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, tuple[Path, int, int]] = {}
+        self._scanned: dict[Path, int] = {}  # segment -> bytes indexed so far (complete lines only)
+        self._readers: dict[Path, int] = {}
+        self._writer: tuple[Path, int] | None = None
+        self._lock = threading.Lock()
+        self._last_refresh = 0.0
+        self._refresh()
 
     def get(self, key: str) -> dict[str, Any] | None:
+        found = self._index.get(key)
+        if found is None and time.monotonic() - self._last_refresh > REFRESH_AFTER_S:
+            self._refresh()  # another process may have written it since
+            found = self._index.get(key)
+        if found is not None:
+            path, offset, length = found
+            return json.loads(os.pread(self._reader(path), length, offset)[KEY_LENGTH + 1 :])
+        return self._legacy_get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        line = f"{key}\t{json.dumps(value)}\n".encode()
+        with self._lock:
+            path, fd = self._open_writer()
+            offset = os.fstat(fd).st_size
+            os.write(fd, line)  # one write of a whole line; a kill leaves at most a partial last line
+            self._index[key] = (path, offset, len(line) - 1)
+            self._scanned[path] = offset + len(line)
+
+    def items(self):
+        """Every (key, sample) stored, segments first, then entries of the old layout not also in them."""
+        self._refresh()
+        for key in list(self._index):
+            yield key, self.get(key)
+        for path in self.root.glob("??/*.json"):
+            if path.stem not in self._index:
+                yield path.stem, self._legacy_get(path.stem)
+
+    def __len__(self) -> int:
+        self._refresh()
+        legacy = {p.stem for p in self.root.glob("??/*.json")}
+        return len(self._index.keys() | legacy)
+
+    def files(self) -> int:
+        """Files the cache holds (segments and old-layout entries): what a shared filesystem pays for."""
+        return sum(1 for _ in self.segments.glob("*.log")) + sum(1 for _ in self.root.glob("??/*.json"))
+
+    def _open_writer(self) -> tuple[Path, int]:
+        if self._writer is None:
+            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
+            path = self.segments / name
+            self._writer = (path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        return self._writer
+
+    def _reader(self, path: Path) -> int:
+        fd = self._readers.get(path)
+        if fd is None:
+            fd = self._readers[path] = os.open(path, os.O_RDONLY)
+        return fd
+
+    def _refresh(self) -> None:
+        """Index the complete lines that segments gained since the last scan."""
+        with self._lock:
+            self._last_refresh = time.monotonic()
+            for path in self.segments.glob("*.log"):
+                start = self._scanned.get(path, 0)
+                if path.stat().st_size <= start:
+                    continue
+                with open(path, "rb") as handle:
+                    handle.seek(start)
+                    data = handle.read()
+                offset = 0
+                while (end := data.find(b"\n", offset)) != -1:
+                    line = data[offset:end]
+                    if len(line) > KEY_LENGTH and line[KEY_LENGTH : KEY_LENGTH + 1] == b"\t":
+                        self._index.setdefault(line[:KEY_LENGTH].decode(), (path, start + offset, end - offset))
+                    offset = end + 1
+                self._scanned[path] = start + offset  # a partial last line is read again once complete
+
+    def _legacy_get(self, key: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._path(key).read_text())
+            return json.loads((self.root / key[:2] / f"{key}.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle)
-        os.replace(tmp, path)
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
+            if self._writer is not None:
+                os.close(self._writer[1])
+                self._writer = None
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self.root.glob("??/*.json"))
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass

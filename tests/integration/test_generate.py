@@ -121,7 +121,7 @@ def test_a_sigkilled_run_resumes_without_repeating_cached_requests(ray_cluster, 
         time.sleep(1.5)
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "running"
 
-    cached = {json.loads(p.read_text())["prompt_sha256"] for p in (tmp_path / "cache").glob("??/*.json")}
+    cached = {sample["prompt_sha256"] for _, sample in ResponseCache(tmp_path / "cache").items()}
     assert 0 < len(ResponseCache(tmp_path / "cache")) < 120
     result = generate(parse_config(tree))
     resumed = sim.requests()[before:]

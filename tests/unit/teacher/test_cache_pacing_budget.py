@@ -26,7 +26,7 @@ def test_cache_round_trips_and_survives_a_new_instance(tmp_path):
     assert again.get(key) == {"text": "hi"}
     assert again.get(sample_key("m", "p", PARAMS, 4)) is None
     assert len(again) == 1
-    assert not list(tmp_path.rglob(".tmp-*")), "no temp file is left behind"
+    assert [p.suffix for p in tmp_path.rglob("*") if p.is_file()] == [".log"], "one segment file, nothing else"
 
 
 def test_pacer_spaces_requests_by_rpm():

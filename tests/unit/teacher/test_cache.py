@@ -1,0 +1,74 @@
+"""The teacher cache's storage: segments shared by processes, killed writers, the old layout."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+from rt_ray.teacher.cache import ResponseCache, sample_key
+
+PARAMS = {"api": "completions", "temperature": 0.7, "max_tokens": 128}
+
+
+def write_entries(root: str, prefix: str, count: int) -> None:
+    cache = ResponseCache(root)
+    for i in range(count):
+        cache.put(sample_key("m", f"{prefix}-{i}", PARAMS, 0), {"text": f"{prefix} {i}"})
+        if i % 50 == 0:
+            cache.get(sample_key("m", f"other-{i}", PARAMS, 0))  # lookups while others write
+
+
+def test_several_processes_write_at_once_and_every_entry_is_read_back(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=write_entries, args=(str(tmp_path), f"w{n}", 300)) for n in range(3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+        assert writer.exitcode == 0
+    cache = ResponseCache(tmp_path)
+    assert len(cache) == 900 and cache.files() == 3, "one segment per writing process, not one file per sample"
+    assert all(cache.get(sample_key("m", f"w{n}-{i}", PARAMS, 0)) == {"text": f"w{n} {i}"} for n in range(3) for i in range(300))
+
+
+def test_a_writer_killed_mid_append_leaves_every_complete_entry_readable(tmp_path):
+    write_entries(str(tmp_path), "done", 20)
+    (segment,) = (tmp_path / "segments").glob("*.log")
+    partial = f"{sample_key('m', 'cut', PARAMS, 0)}\t" + json.dumps({"text": "half a line"})[:9]
+    with open(segment, "a") as handle:
+        handle.write(partial)  # what a SIGKILL during os.write can leave: no newline
+    cache = ResponseCache(tmp_path)
+    assert len(cache) == 20 and cache.get(sample_key("m", "cut", PARAMS, 0)) is None
+    cache.put(sample_key("m", "after", PARAMS, 0), {"text": "new"})  # a new process writes its own segment
+    assert ResponseCache(tmp_path).get(sample_key("m", "after", PARAMS, 0)) == {"text": "new"}
+
+
+def test_a_reader_sees_what_another_process_wrote_after_it_opened(tmp_path, monkeypatch):
+    import rt_ray.teacher.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "REFRESH_AFTER_S", 0.0)
+    reader = ResponseCache(tmp_path)
+    key = sample_key("m", "late", PARAMS, 0)
+    assert reader.get(key) is None
+    ResponseCache(tmp_path).put(key, {"text": "late"})
+    assert reader.get(key) == {"text": "late"}
+
+
+def test_d4_is_inside_d8(tmp_path):
+    cache = ResponseCache(tmp_path)
+    for index in range(4):
+        cache.put(sample_key("m", "q", PARAMS, index), {"text": str(index)})
+    reopened = ResponseCache(tmp_path)
+    found = [reopened.get(sample_key("m", "q", PARAMS, index)) for index in range(8)]
+    assert [f["text"] for f in found[:4]] == ["0", "1", "2", "3"] and found[4:] == [None] * 4
+
+
+def test_a_cache_in_the_old_one_file_per_sample_layout_is_still_read(tmp_path):
+    key = sample_key("m", "old", PARAMS, 0)
+    (tmp_path / key[:2]).mkdir()
+    (tmp_path / key[:2] / f"{key}.json").write_text(json.dumps({"text": "from before"}))
+    cache = ResponseCache(tmp_path)
+    assert cache.get(key) == {"text": "from before"} and len(cache) == 1
+    assert dict(cache.items()) == {key: {"text": "from before"}}
+    assert os.path.isdir(tmp_path / "segments")
