@@ -30,7 +30,7 @@ class GenerationNotFinished(RuntimeError):
     """A student stage was pointed at teacher output that is running, failed or stopped."""
 
 
-def write_json(path: Path, value: dict) -> None:
+def write_json(path: Path, value: dict | list) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_suffix(path.suffix + ".partial")
     tmp.write_text(json.dumps(value, indent=2))

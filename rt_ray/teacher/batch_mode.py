@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import openai
 from pydantic import SecretStr
 
+from rt_ray.artifacts import write_json
 from rt_ray.config import RtRayConfig, TeacherConfig
 from rt_ray.progress import bar, say
 from rt_ray.tasks.base import Sample
@@ -60,9 +60,7 @@ class Ledger:
         return cls(path, json.loads(path.read_text()) if path.is_file() else [])
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".partial")
-        tmp.write_text(json.dumps(self.entries, indent=2))
-        os.replace(tmp, self.path)
+        write_json(self.path, self.entries)
 
     def in_flight(self) -> list[dict]:
         return [entry for entry in self.entries if not entry.get("collected")]
@@ -145,7 +143,7 @@ class _BatchRun:
         digest = hashlib.sha256(content).hexdigest()[:24]
         manifest = {line.custom_id: list(line.targets) for line in chunk}
         prompts = {line.custom_id: [hashlib.sha256(p.encode()).hexdigest() for p in line.prompts] for line in chunk}
-        _write_json(self.manifests / f"{digest}.json", {"targets": manifest, "prompt_sha256": prompts})
+        write_json(self.manifests / f"{digest}.json", {"targets": manifest, "prompt_sha256": prompts})
         (self.manifests / f"{digest}.jsonl").write_bytes(content)  # the input as sent (vLLM's run-batch reads it too)
         batch = self._already_submitted(digest)
         if batch is None:
@@ -230,12 +228,6 @@ class _BatchRun:
             if attempt < self.teacher.max_retries:
                 time.sleep(backoff_delay(attempt, self.teacher.backoff_base_s, self.teacher.backoff_max_s, retry_after, self._rng))
         raise TeacherRequestFailed(f"Batch API call failed after {self.teacher.max_retries} retries: {last}")
-
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)
 
 
 def describe(cfg: TeacherConfig) -> str:
