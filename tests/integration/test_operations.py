@@ -117,7 +117,7 @@ def test_a_stage_job_submitted_with_ray_job_submit_succeeds_and_writes_its_outpu
         served = len(sim.requests())
     plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
     assert f"Job '{job_id}' succeeded" in plain or "SUCCEEDED" in plain, plain[-2000:] + submitted.stderr[-3000:]
-    assert served == 28 * 3, "the job called the teacher: per question one n=2 rationale request, two answer requests"
+    assert served == 28 * 2, "the job called the teacher: per question one n=2 rationale request, one request with both answer prompts"
     stats = json.loads((tmp_path / "teacher" / "stats.json").read_text())
     assert stats["status"] == "complete" and stats["questions"] == 28 and stats["rationales"] == 56
     kept = (tmp_path / "teacher" / "filtered.jsonl").read_text().splitlines()
