@@ -30,10 +30,11 @@ from rt_ray.config import RtRayConfig, TeacherConfig
 from rt_ray.progress import bar, say
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.accounting import CallStats, cost_usd
-from rt_ray.teacher.batch_files import BatchLine, answer_lines, endpoint, file_bytes, rationale_lines, samples_of_output, split_into_files
-from rt_ray.teacher.cache import ResponseCache, sample_key
+from rt_ray.teacher.batch_files import (
+    BatchLine, answer_lines, endpoint, file_bytes, rationale_keys, rationale_lines, samples_of_output, split_into_files,
+)  # fmt: skip
+from rt_ray.teacher.cache import ResponseCache
 from rt_ray.teacher.client import FATAL_STATUSES, TeacherFatalError, TeacherRequestFailed, backoff_delay, retry_after_seconds
-from rt_ray.teacher.prompts import rationale_prompt
 from rt_ray.teacher.teach import SamplingPlan
 
 LEDGER = "batches.json"
@@ -104,7 +105,7 @@ class _BatchRun:
         self._rng = random.Random(0)
 
     def is_cached(self, key: str) -> bool:
-        return self.cache.get(key) is not None
+        return key in self.cache
 
     def rationale_lines(self, questions: list[Sample], plan: SamplingPlan) -> list[BatchLine]:
         return rationale_lines([q.question for q in questions], self.teacher, plan.degree, plan.rationale_temperature,
@@ -112,11 +113,10 @@ class _BatchRun:
 
     def answer_lines(self, questions: list[Sample], plan: SamplingPlan) -> list[BatchLine]:
         """Step 2 for every rationale step 1 has delivered."""
-        params = {"api": self.teacher.api, "temperature": plan.rationale_temperature, "max_tokens": plan.max_tokens_rationale}
         pairs = []
         for sample in questions:
-            prompt = rationale_prompt(sample.question)
-            found = [self.cache.get(sample_key(self.teacher.model, prompt, params, i)) for i in range(plan.degree)]
+            keys = rationale_keys(sample.question, self.teacher, plan.degree, plan.rationale_temperature, plan.max_tokens_rationale)
+            found = [self.cache.get(key) for key in keys]
             pairs.append((sample.question, [hit["text"] for hit in found if hit is not None]))
         return answer_lines(pairs, self.teacher, plan.max_tokens_answer, self.is_cached)
 

@@ -41,6 +41,11 @@ def sample_key(model: str, prompt: str, params: dict[str, Any], sample_index: in
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def sampling_params(api: str, temperature: float, max_tokens: int) -> dict[str, Any]:
+    """The sampling parameters a cache key holds; the online client and batch mode both key by these."""
+    return {"api": api, "temperature": temperature, "max_tokens": max_tokens}
+
+
 class ResponseCache:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -63,6 +68,12 @@ class ResponseCache:
             path, offset, length = found
             return json.loads(os.pread(self._reader(path), length, offset)[KEY_LENGTH + 1 :])
         return self._legacy_get(key)
+
+    def __contains__(self, key: str) -> bool:
+        """Whether a sample is stored, without reading and parsing it."""
+        if key not in self._index and time.monotonic() - self._last_refresh > REFRESH_AFTER_S:
+            self._refresh()
+        return key in self._index or (self.root / key[:2] / f"{key}.json").is_file()
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         line = f"{key}\t{json.dumps(value)}\n".encode()

@@ -20,7 +20,7 @@ import openai
 
 from rt_ray.config import TeacherConfig
 from rt_ray.teacher.accounting import CallStats, cost_usd, estimate_prompt_tokens
-from rt_ray.teacher.cache import ResponseCache, sample_key
+from rt_ray.teacher.cache import ResponseCache, sample_key, sampling_params
 
 # Statuses that no retry can fix and that doom every later request too (bad key, model or URL).
 FATAL_STATUSES = {401, 403, 404}
@@ -93,7 +93,7 @@ class TeacherClient:
         self, prompt: str, count: int, temperature: float, max_tokens: int, stats: CallStats
     ) -> list[dict]:
         """``count`` samples of one prompt, indexes 0..count-1 of its pool, from cache where stored."""
-        params = {"api": self.cfg.api, "temperature": temperature, "max_tokens": max_tokens}
+        params = sampling_params(self.cfg.api, temperature, max_tokens)
         keys = [sample_key(self.cfg.model, prompt, params, index) for index in range(count)]
         found: list[dict | None] = [self.cache.get(key) for key in keys]
         missing = [index for index, hit in enumerate(found) if hit is None]
@@ -112,7 +112,7 @@ class TeacherClient:
         """One sample (index 0 of its pool) of each prompt, from cache where stored; on the completions
         API the missing ones go up to ``teacher.prompts_per_request`` to a request, and each choice is
         matched back to its prompt by ``index``. Cache entries are per prompt, as ``samples`` stores them."""
-        params = {"api": self.cfg.api, "temperature": temperature, "max_tokens": max_tokens}
+        params = sampling_params(self.cfg.api, temperature, max_tokens)
         keys = [sample_key(self.cfg.model, prompt, params, 0) for prompt in prompts]
         found: list[dict | None] = [self.cache.get(key) for key in keys]
         missing = [index for index, hit in enumerate(found) if hit is None]

@@ -72,3 +72,17 @@ def test_a_cache_in_the_old_one_file_per_sample_layout_is_still_read(tmp_path):
     assert cache.get(key) == {"text": "from before"} and len(cache) == 1
     assert dict(cache.items()) == {key: {"text": "from before"}}
     assert os.path.isdir(tmp_path / "segments")
+
+
+def test_membership_sees_segments_other_writers_and_the_old_layout(tmp_path, monkeypatch):
+    import rt_ray.teacher.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "REFRESH_AFTER_S", 0.0)
+    cache = ResponseCache(tmp_path)
+    mine, theirs, old = (sample_key("m", name, PARAMS, 0) for name in ("mine", "theirs", "old"))
+    cache.put(mine, {"text": "x"})
+    ResponseCache(tmp_path).put(theirs, {"text": "y"})
+    (tmp_path / old[:2]).mkdir(exist_ok=True)
+    (tmp_path / old[:2] / f"{old}.json").write_text("{}")
+    assert mine in cache and theirs in cache and old in cache
+    assert sample_key("m", "never", PARAMS, 0) not in cache
