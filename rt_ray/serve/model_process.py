@@ -42,9 +42,9 @@ class ModelProcessError(RuntimeError):
 def load_served_student(source: str, tracking_uri: str | None):
     """(model, tokenizer, arch, meta) from a student folder, an MLflow model URI or a hub name; meta is
     the student's rt-ray metadata (format, default_max_tokens, ...), empty for a hub model."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
-    from rt_ray.artifacts import META_FILE, load_student
+    from rt_ray.artifacts import META_FILE, auto_model_class, load_student
 
     meta: dict = {}
     if source.startswith(("models:/", "runs:/")):
@@ -55,7 +55,7 @@ def load_served_student(source: str, tracking_uri: str | None):
         model, tokenizer, meta = load_student(source)
     else:
         encoder_decoder = AutoConfig.from_pretrained(source).is_encoder_decoder
-        model = (AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM).from_pretrained(source)
+        model = auto_model_class("encoder-decoder" if encoder_decoder else "decoder").from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
