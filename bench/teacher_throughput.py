@@ -77,11 +77,10 @@ def timed(sim: SimulatorProcess, expected_requests: int, work) -> tuple[TimedRun
 
 
 def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> TimedRun:
-    run, (_, outcomes, _, totals) = timed(
-        sim, expected_requests, lambda: run_teacher(questions, cfg, None)
-    )
-    assert totals.requests == expected_requests, f"pipeline sent {totals.requests} requests, expected {expected_requests}"
-    assert all(o["status"] == "ok" for o in outcomes)
+    run, result = timed(sim, expected_requests, lambda: run_teacher(list(enumerate(questions)), cfg, None))
+    sent = result.totals.requests
+    assert sent == expected_requests, f"pipeline sent {sent} requests, expected {expected_requests}"
+    assert set(result.statuses) == {"ok"}, result.statuses
     return run
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 TERMINAL_STATUSES = {"complete", "complete_with_failures"}
 STATS_FILE = "stats.json"
@@ -37,16 +39,37 @@ def write_json(path: Path, value: dict | list) -> None:
     os.replace(tmp, path)
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
+@contextmanager
+def replacing(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file written under a temporary name and moved into place only when the block succeeds."""
     tmp = path.with_suffix(path.suffix + ".partial")
-    with open(tmp, "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+    with open(tmp, mode) as handle:
+        yield handle
     os.replace(tmp, path)
 
 
+def write_jsonl(path: Path, records) -> None:
+    with replacing(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
+def record_schema():
+    """The Arrow schema of a teacher record (one rationale, judged), as filtered.parquet stores it.
+    Fixed here rather than inferred, so that parquet written in chunks has one schema."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("question_id", pa.string()), ("question", pa.string()), ("answer", pa.string()),
+        ("answer_type", pa.string()), ("choices", pa.string()), ("sample_index", pa.int64()),
+        ("rationale", pa.string()), ("rationale_finish_reason", pa.string()), ("teacher_answer", pa.string()),
+        ("predicted", pa.string()), ("correct", pa.bool_()),
+    ])  # fmt: skip
+
+
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()  # streamed: a set may be gigabytes
 
 
 def read_finished_generation(output_dir: Path) -> dict:

@@ -119,6 +119,9 @@ class GenerationConfig(Section):
         "second_call", description="second_call: the paper's greedy 'Therefore, the answer is' request per rationale; "
         "rationale: the answer the rationale itself states, no second request (a documented deviation)")  # fmt: skip
     questions_per_block: int = Field(16, gt=0, description="questions per Ray Data block")
+    part_every_s: float = Field(
+        5.0, gt=0, description="seconds between part files of finished questions: at most what a killed run "
+        "redoes (from the cache) when it resumes")  # fmt: skip
     output_dir: Path = Path("runs/default/teacher")
 
 
@@ -308,7 +311,7 @@ class RtRayConfig(Section):
 # Where outputs go and how fast they are made; changing these never changes a stage's result.
 NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "checkpoint_every_steps", "max_failures",
                         "max_concurrency", "num_callers", "caller_cpus", "rpm", "tpm", "max_retries", "backoff_base_s",
-                        "backoff_max_s", "request_timeout_s", "questions_per_block", "max_cost_usd",
+                        "backoff_max_s", "request_timeout_s", "questions_per_block", "part_every_s", "max_cost_usd",
                         "prompts_per_request", "mode", "batch_max_requests", "batch_max_bytes", "batch_poll_s",
                         "batch_completion_window"})  # fmt: skip
 # What the teacher's rationales depend on (the degree aside: a finished run at D=8 holds D=4's).

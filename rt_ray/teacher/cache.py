@@ -31,6 +31,7 @@ from typing import Any
 
 KEY_LENGTH = 64  # sha256 hex
 REFRESH_AFTER_S = 1.0  # a miss rescans the segments at most this often
+SCAN_CHUNK_BYTES = 8 << 20
 
 
 def sample_key(model: str, prompt: str, params: dict[str, Any], sample_index: int) -> str:
@@ -125,14 +126,25 @@ class ResponseCache:
                     continue
                 with open(path, "rb") as handle:
                     handle.seek(start)
-                    data = handle.read()
-                offset = 0
-                while (end := data.find(b"\n", offset)) != -1:
-                    line = data[offset:end]
-                    if len(line) > KEY_LENGTH and line[KEY_LENGTH : KEY_LENGTH + 1] == b"\t":
-                        self._index.setdefault(line[:KEY_LENGTH].decode(), (path, start + offset, end - offset))
-                    offset = end + 1
-                self._scanned[path] = start + offset  # a partial last line is read again once complete
+                    while chunk := handle.read(SCAN_CHUNK_BYTES):  # chunked: a segment may be gigabytes
+                        done = self._index_lines(path, start, chunk)
+                        if done == 0 and len(chunk) == SCAN_CHUNK_BYTES:  # one line longer than a chunk
+                            done = self._index_lines(path, start, chunk + handle.read())
+                        if done == 0:
+                            break  # only a partial last line is left
+                        start += done
+                        handle.seek(start)
+                self._scanned[path] = start  # a partial last line is read again once complete
+
+    def _index_lines(self, path: Path, start: int, data: bytes) -> int:
+        """Index the complete lines of ``data`` (read from ``path`` at ``start``); the bytes they span."""
+        offset = 0
+        while (end := data.find(b"\n", offset)) != -1:
+            line = data[offset:end]
+            if len(line) > KEY_LENGTH and line[KEY_LENGTH : KEY_LENGTH + 1] == b"\t":
+                self._index.setdefault(line[:KEY_LENGTH].decode(), (path, start + offset, end - offset))
+            offset = end + 1
+        return offset
 
     def _legacy_get(self, key: str) -> dict[str, Any] | None:
         try:

@@ -24,38 +24,54 @@ def keep_correct(records: list[dict]) -> list[dict]:
     return [record for record in records if record["correct"]]
 
 
-def summarize(records: list[dict], outcomes: list[dict], totals: CallStats, degree: int, wall_s: float) -> dict:
-    statuses = Counter(outcome["status"] for outcome in outcomes)
-    kept = keep_correct(records)
-    kept_per_question = Counter(record["question_id"] for record in kept)
-    answered = statuses.get("ok", 0)
-    status = "complete"
-    if statuses.get("budget"):
-        status = "stopped_budget"
-    elif statuses.get("failed"):
-        status = "complete_with_failures"
-    return {
-        "status": status,
-        "degree": degree,
-        "questions": len(outcomes),
-        "questions_answered": answered,
-        "questions_failed": statuses.get("failed", 0),
-        "questions_not_sent_budget": statuses.get("budget", 0),
-        "rationales": len(records),
-        "rationales_kept": len(kept),
-        "teacher_accuracy": (sum(r["correct"] for r in records) / len(records)) if records else 0.0,
-        "yield_per_question": (len(kept) / answered) if answered else 0.0,
-        "questions_with_a_kept_rationale": len(kept_per_question),
-        "kept_per_question_histogram": dict(sorted(Counter(kept_per_question.values()).items())),
-        "requests_sent": totals.requests,
-        "prompts_sent": totals.prompts_sent,
-        "requests_per_question": round(totals.requests / len(outcomes), 3) if outcomes else 0.0,
-        "cache_hits": totals.cache_hits,
-        "retries": totals.retries,
-        "failed_requests": totals.failed_requests,
-        "prompt_tokens": totals.prompt_tokens,
-        "completion_tokens": totals.completion_tokens,
-        "cost_usd": round(totals.cost_usd, 6),
-        "cost_per_kept_rationale_usd": round(totals.cost_usd / len(kept), 8) if kept else None,
-        "wall_s": round(wall_s, 3),
-    }
+class Tally:
+    """The run's counters, added one question at a time, so that a run of any size is summarized in
+    one pass over its outputs without holding them (a question's samples all arrive together)."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter = Counter()
+        self.rationales = 0
+        self.correct = 0
+        self.kept_histogram: Counter = Counter()  # kept rationales per question -> questions
+
+    def add_question(self, status: str, records: list[dict]) -> None:
+        self.statuses[status] += 1
+        self.rationales += len(records)
+        kept = sum(1 for record in records if record["correct"])
+        self.correct += kept
+        if kept:
+            self.kept_histogram[kept] += 1
+
+    def stats(self, totals: CallStats, degree: int, wall_s: float) -> dict:
+        questions = sum(self.statuses.values())
+        answered = self.statuses.get("ok", 0)
+        status = "complete"
+        if self.statuses.get("budget"):
+            status = "stopped_budget"
+        elif self.statuses.get("failed"):
+            status = "complete_with_failures"
+        return {
+            "status": status,
+            "degree": degree,
+            "questions": questions,
+            "questions_answered": answered,
+            "questions_failed": self.statuses.get("failed", 0),
+            "questions_not_sent_budget": self.statuses.get("budget", 0),
+            "rationales": self.rationales,
+            "rationales_kept": self.correct,
+            "teacher_accuracy": (self.correct / self.rationales) if self.rationales else 0.0,
+            "yield_per_question": (self.correct / answered) if answered else 0.0,
+            "questions_with_a_kept_rationale": sum(self.kept_histogram.values()),
+            "kept_per_question_histogram": dict(sorted(self.kept_histogram.items())),
+            "requests_sent": totals.requests,
+            "prompts_sent": totals.prompts_sent,
+            "requests_per_question": round(totals.requests / questions, 3) if questions else 0.0,
+            "cache_hits": totals.cache_hits,
+            "retries": totals.retries,
+            "failed_requests": totals.failed_requests,
+            "prompt_tokens": totals.prompt_tokens,
+            "completion_tokens": totals.completion_tokens,
+            "cost_usd": round(totals.cost_usd, 6),
+            "cost_per_kept_rationale_usd": round(totals.cost_usd / self.correct, 8) if self.correct else None,
+            "wall_s": round(wall_s, 3),
+        }

@@ -7,6 +7,11 @@ Questions -> D rationales each (one request with n=D where the endpoint allows) 
 step-2 call per rationale for its answer -> parse -> judge against gold -> keep the correct ones.
 Writes to ``generation.output_dir``: rationales.jsonl (all), filtered.jsonl and filtered.parquet
 (kept), failures.jsonl, and stats.json, whose ``status`` says whether the set is finished.
+
+Finished questions leave the driver as they arrive: every ``generation.part_every_s`` they go to a part
+file under ``parts/`` (``rt_ray.teacher.parts``), and the outputs are assembled from the parts in one
+streaming pass at the end. The driver's memory stays flat with the run's size, and a run that is
+killed leaves its parts: the rerun skips the questions they hold and asks the cache for the rest.
 """
 
 from __future__ import annotations
@@ -15,18 +20,18 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
 import openai
-import pandas as pd
 import ray
 from pydantic import SecretStr
 from ray.data import DataContext
-from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, write_json, write_jsonl
+from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, record_schema, replacing, write_json
 from rt_ray.cluster import ensure_ray
 from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
 from rt_ray.console import note_kept
@@ -36,8 +41,9 @@ from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.batch_mode import describe as describe_batch_mode
 from rt_ray.teacher.batch_mode import fill_cache_by_batches
 from rt_ray.teacher.callers import TeacherCaller
-from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
+from rt_ray.teacher.filtering import Tally, sample_records
 from rt_ray.teacher.governor import TeacherGovernor
+from rt_ray.teacher.parts import Parts
 from rt_ray.teacher.simulator import SimulatorProcess, is_listening
 from rt_ray.teacher.teach import SamplingPlan
 
@@ -121,10 +127,13 @@ def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
     return blocks, in_flight
 
 
-def build_dataset(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, governor, cache_only: str | None = None):
+def build_dataset(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: SecretStr | None, governor,
+                  cache_only: str | None = None):  # fmt: skip
     blocks, in_flight = plan_blocks(len(questions), cfg)
     plan = asdict(SamplingPlan.from_config(cfg.generation))  # plain values travel to any node
-    ds = ray.data.from_items([q.to_row() for q in questions], override_num_blocks=blocks)
+    rows = [{**question.to_row(), "index": index} for index, question in questions]
+    ds = ray.data.from_items(rows, override_num_blocks=blocks)
+    del rows  # the blocks are in the object store now
     return ds.map_batches(
         TeacherCaller,
         batch_size=None,
@@ -151,33 +160,98 @@ def start_governor(cfg: TeacherConfig):
     return TeacherGovernor.remote(cfg.rpm, cfg.tpm, cfg.max_cost_usd)
 
 
-def run_teacher(questions: list, cfg: RtRayConfig, api_key: SecretStr | None, cache_only: str | None = None):
-    """Stream every question's outcome back to the driver, with a live progress bar."""
+@dataclass
+class TeacherPass:
+    """What one pass over the questions sent and saw; its questions went to the parts as they finished."""
+
+    totals: CallStats = field(default_factory=CallStats)
+    statuses: Counter = field(default_factory=Counter)
+    records: int = 0
+    kept: int = 0
+
+
+QUESTIONS_PER_PART = 5000  # a part is flushed at this size too, whatever part_every_s says: memory stays bounded
+
+
+def question_entry(row: dict) -> dict:
+    """A returned row as the parts store it: the question, its status and its judged rationales."""
+    outcome = {"status": row["status"], "error": row["error"], "samples": json.loads(row["samples_json"])}
+    question = {key: row[key] for key in ("id", "question", "answer", "answer_type", "choices")}
+    return {"index": int(row["index"]), "status": row["status"], "error": row["error"], "row": question,
+            "records": sample_records(row, outcome)}  # fmt: skip
+
+
+def run_teacher(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: SecretStr | None,
+                cache_only: str | None = None, parts: Parts | None = None, resumed: int = 0) -> TeacherPass:  # fmt: skip
+    """Run the teacher step over ``(index, question)`` pairs with a live progress bar, handing finished
+    questions to ``parts`` every ``generation.part_every_s`` (and on Ctrl-C) instead of keeping them."""
     ensure_ray(cfg.ray)
     DataContext.get_current().enable_progress_bars = False  # the rich bar below says more
     governor = None if cache_only else start_governor(cfg.teacher)
-    totals = CallStats()
-    rows, outcomes, records = [], [], []
+    result, pending = TeacherPass(), []
+    flushed_at = time.monotonic()
     try:
-        with bar("teacher", total=len(questions)) as progress:
+        with bar("teacher", total=len(questions) + resumed) as progress:
+            progress.update(completed=resumed)
             dataset = build_dataset(questions, cfg, api_key, governor, cache_only)
             for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
                 for row in batch.to_dict("records"):
-                    outcome = {"status": row["status"], "error": row["error"], "samples": json.loads(row["samples_json"])}
-                    totals.add(json.loads(row["stats_json"]))
-                    rows.append(row)
-                    outcomes.append(outcome)
-                    records.extend(sample_records(row, outcome))
-                kept = sum(r["correct"] for r in records)
+                    entry = question_entry(row)
+                    result.totals.add(json.loads(row["stats_json"]))
+                    result.statuses[entry["status"]] += 1
+                    result.records += len(entry["records"])
+                    result.kept += sum(r["correct"] for r in entry["records"])
+                    if parts is not None:
+                        pending.append(entry)
+                now = time.monotonic()
+                if parts is not None and (now - flushed_at >= cfg.generation.part_every_s or len(pending) >= QUESTIONS_PER_PART):
+                    parts.write(pending)
+                    pending, flushed_at = [], now
+                totals = result.totals
                 detail = (
-                    f"kept {kept}/{len(records)} sent {totals.requests} cached {totals.cache_hits} "
+                    f"kept {result.kept}/{result.records} sent {totals.requests} cached {totals.cache_hits} "
                     f"retried {totals.retries} ${totals.cost_usd:.3f}"
                 )
-                progress.update(completed=len(outcomes), detail=detail)
+                progress.update(completed=resumed + sum(result.statuses.values()), detail=detail)
     finally:
+        if parts is not None:
+            parts.write(pending)  # what finished is kept, also on Ctrl-C or an error
         if governor is not None:
             ray.kill(governor)
-    return rows, outcomes, records, totals
+    return result
+
+
+PARQUET_ROWS_PER_WRITE = 10_000
+
+
+def assemble_outputs(parts: Parts, out: Path) -> Tally:
+    """rationales.jsonl, filtered.jsonl/.parquet and failures.jsonl from the parts, in question order,
+    in one streaming pass (nothing is held but a parquet chunk); each file appears whole or not at all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tally, chunk, schema = Tally(), [], record_schema()
+    with (replacing(out / "rationales.jsonl") as rationales, replacing(out / "filtered.jsonl") as filtered,
+          replacing(out / "failures.jsonl") as failures, replacing(out / "filtered.parquet", "wb") as parquet_file):  # fmt: skip
+        with pq.ParquetWriter(parquet_file, schema) as parquet:
+            for entry in parts.merged():
+                tally.add_question(entry["status"], entry["records"])
+                if entry["status"] != "ok":
+                    row = entry["row"]
+                    failures.write(json.dumps({"question_id": row["id"], "question": row["question"],
+                                               "status": entry["status"], "error": entry["error"]}) + "\n")  # fmt: skip
+                for record in entry["records"]:
+                    line = json.dumps(record) + "\n"
+                    rationales.write(line)
+                    if record["correct"]:
+                        filtered.write(line)
+                        chunk.append(record)
+                if len(chunk) >= PARQUET_ROWS_PER_WRITE:
+                    parquet.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                    chunk = []
+            if chunk:
+                parquet.write_table(pa.Table.from_pylist(chunk, schema=schema))
+    return tally
 
 
 def teacher_fingerprint(cfg: RtRayConfig) -> str:
@@ -213,45 +287,40 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     api_key = read_api_key(cfg.teacher)
     out = Path(cfg.generation.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    parts = Parts(out / "parts", {"teacher_fingerprint": teacher_fingerprint(cfg), "degree": cfg.generation.degree,
+                                  "questions": len(data.train)})  # fmt: skip
     # Until the last line of this function, the folder says it is not a finished run.
     write_json(out / "stats.json", {"status": "running", "task": cfg.task.name})
     started = time.monotonic()
     try:
         with teacher_endpoint(cfg.teacher):
             check_teacher(cfg.teacher, api_key)
+            done = parts.open()
+            todo = [(index, sample) for index, sample in enumerate(data.train) if index not in done]
             mode = f", {describe_batch_mode(cfg.teacher)}" if cfg.teacher.mode == "batch" else ""
-            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}{mode}")
-            batches = fill_cache_by_batches(cfg, data.train, api_key) if cfg.teacher.mode == "batch" else None
+            resumed = f" ({len(done)} finished by the interrupted run, kept in {parts.directory})" if done else ""
+            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}{mode}{resumed}")
+            batches = fill_cache_by_batches(cfg, [s for _, s in todo], api_key) if cfg.teacher.mode == "batch" else None
             cache_only = None if batches is None else ("budget" if batches.stopped_for_budget else "failed")
-            rows, outcomes, records, totals = run_teacher(data.train, cfg, api_key, cache_only)
+            teacher_pass = run_teacher(todo, cfg, api_key, cache_only, parts=parts, resumed=len(done))
             if batches is not None:  # the final pass only read the cache; the batches did the sending
-                totals.add(batches.stats)
+                teacher_pass.totals.add(batches.stats)
     except BaseException as error:
         state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         write_json(out / "stats.json", {"status": state, "task": cfg.task.name, "error": f"{type(error).__name__}: {error}"})
         if state == "interrupted":
-            note_kept(f"every teacher sample received (cache {cfg.teacher.cache_dir})")
+            note_kept(f"the finished questions ({parts.directory}) and every teacher sample received (cache {cfg.teacher.cache_dir})")
             if cfg.teacher.mode == "batch" and (out / "batches.json").is_file():
                 note_kept(f"the batches in flight ({out / 'batches.json'}), still running at the provider: the rerun polls them")
         raise
-    order = {sample.id: index for index, sample in enumerate(data.train)}
-    records.sort(key=lambda r: (order[r["question_id"]], r["sample_index"]))
-    kept = keep_correct(records)
-    failures = [
-        {"question_id": row["id"], "question": row["question"], "status": row["status"], "error": row["error"]}
-        for row in rows
-        if row["status"] != "ok"
-    ]
-    stats = summarize(records, outcomes, totals, cfg.generation.degree, time.monotonic() - started)
+    tally = assemble_outputs(parts, out)
+    parts.clear()
+    stats = tally.stats(teacher_pass.totals, cfg.generation.degree, time.monotonic() - started)
     stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
                  teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL,
-                 teacher_mode=cfg.teacher.mode)  # fmt: skip
+                 teacher_mode=cfg.teacher.mode, questions_resumed=len(done))  # fmt: skip
     if batches is not None:
         stats["batch_ids"] = batches.batch_ids
-    write_jsonl(out / "rationales.jsonl", records)
-    write_jsonl(out / "filtered.jsonl", kept)
-    write_jsonl(out / "failures.jsonl", failures)
-    pd.DataFrame(kept, columns=list(records[0]) if records else None).to_parquet(out / "filtered.parquet")
     stats["filtered_sha256"] = file_sha256(out / "filtered.jsonl")
     with tracking.tracked_run(cfg, stage="generate", parent_run_id=parent_run_id) as run_id:
         stats["mlflow_run_id"] = run_id
@@ -263,5 +332,3 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
             tracking.log_artifact(out / name, artifact_path="teacher")
     note_kept(f"teacher set ({out})")
     return GenerationResult(out, stats)
-
-

@@ -86,3 +86,18 @@ def test_membership_sees_segments_other_writers_and_the_old_layout(tmp_path, mon
     (tmp_path / old[:2] / f"{old}.json").write_text("{}")
     assert mine in cache and theirs in cache and old in cache
     assert sample_key("m", "never", PARAMS, 0) not in cache
+
+
+def test_segments_are_indexed_in_chunks_whatever_the_line_lengths(tmp_path, monkeypatch):
+    monkeypatch.setattr("rt_ray.teacher.cache.SCAN_CHUNK_BYTES", 100)  # lines span and exceed chunks
+    writer = ResponseCache(tmp_path)
+    values = {sample_key("m", f"p{i}", {}, 0): {"text": "x" * (i * 37)} for i in range(12)}
+    for key, value in values.items():
+        writer.put(key, value)
+    writer.close()
+    segment = next((tmp_path / "segments").glob("*.log"))
+    with open(segment, "ab") as handle:
+        handle.write(b"f" * 64 + b'\t{"text": "cut sh')  # a partial last line, longer than a chunk
+    reader = ResponseCache(tmp_path)
+    assert len(reader) == 12
+    assert all(reader.get(key) == value for key, value in values.items())

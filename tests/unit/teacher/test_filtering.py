@@ -1,5 +1,5 @@
 from rt_ray.teacher.accounting import CallStats
-from rt_ray.teacher.filtering import keep_correct, sample_records, summarize
+from rt_ray.teacher.filtering import Tally, keep_correct, sample_records
 
 ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
 
@@ -18,9 +18,11 @@ def test_each_sample_is_judged_on_its_own_and_duplicates_are_kept():
 
 def test_summary_counts_yield_cost_and_status():
     outcomes = [outcome(True, False), outcome(True, True), outcome(status="failed")]
-    records = [r for o in outcomes for r in sample_records(ROW | {"id": str(id(o))}, o)]
+    tally = Tally()
+    for o in outcomes:
+        tally.add_question(o["status"], sample_records(ROW | {"id": str(id(o))}, o))
     totals = CallStats(requests=7, cache_hits=2, cost_usd=0.3)
-    stats = summarize(records, outcomes, totals, degree=2, wall_s=1.0)
+    stats = tally.stats(totals, degree=2, wall_s=1.0)
     assert stats["status"] == "complete_with_failures"
     assert (stats["rationales"], stats["rationales_kept"], stats["questions_failed"]) == (4, 3, 1)
     assert stats["teacher_accuracy"] == 0.75
@@ -30,5 +32,7 @@ def test_summary_counts_yield_cost_and_status():
 
 
 def test_a_budget_stop_is_not_a_finished_run():
-    stats = summarize([], [outcome(status="budget")], CallStats(), degree=1, wall_s=0.0)
+    tally = Tally()
+    tally.add_question("budget", [])
+    stats = tally.stats(CallStats(), degree=1, wall_s=0.0)
     assert stats["status"] == "stopped_budget"

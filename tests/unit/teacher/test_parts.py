@@ -1,0 +1,51 @@
+import json
+
+from rt_ray.teacher.parts import Parts
+
+MANIFEST = {"teacher_fingerprint": "abc", "degree": 2, "questions": 6}
+
+
+def entry(index: int, status: str = "ok") -> dict:
+    records = [{"question_id": f"q{index}", "sample_index": i, "correct": True} for i in range(2)] if status == "ok" else []
+    return {"index": index, "status": status, "error": "" if status == "ok" else "boom", "row": {"id": f"q{index}"},
+            "records": records}  # fmt: skip
+
+
+def test_parts_merge_in_question_order_whatever_order_they_were_written(tmp_path):
+    parts = Parts(tmp_path / "parts", MANIFEST)
+    assert parts.open() == set()
+    parts.write([entry(4), entry(0)])
+    parts.write([entry(3), entry(1), entry(5)])
+    parts.write([entry(2)])
+    assert [e["index"] for e in parts.merged()] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_resumed_run_skips_what_finished_and_retries_what_failed(tmp_path):
+    first = Parts(tmp_path / "parts", MANIFEST)
+    first.open()
+    first.write([entry(0), entry(1, "failed"), entry(2)])
+    second = Parts(tmp_path / "parts", MANIFEST)
+    assert second.open() == {0, 2}, "a failed question is tried again"
+    second.write([entry(1), entry(3)])
+    merged = list(second.merged())
+    assert [(e["index"], e["status"]) for e in merged] == [(0, "ok"), (1, "ok"), (2, "ok"), (3, "ok")]
+
+
+def test_parts_of_another_run_are_removed(tmp_path):
+    first = Parts(tmp_path / "parts", MANIFEST)
+    first.open()
+    first.write([entry(0)])
+    other = Parts(tmp_path / "parts", {**MANIFEST, "degree": 4})
+    assert other.open() == set()
+    assert list(other.merged()) == []
+
+
+def test_a_part_is_written_whole_or_not_at_all(tmp_path):
+    parts = Parts(tmp_path / "parts", MANIFEST)
+    parts.open()
+    parts.write([entry(0)])
+    # A writer killed mid-part leaves only its temporary file, which no reader looks at.
+    (tmp_path / "parts" / "part-0001-000002.jsonl.partial").write_text(json.dumps(entry(1))[:20])
+    again = Parts(tmp_path / "parts", MANIFEST)
+    assert again.open() == {0}
+    assert [e["index"] for e in again.merged()] == [0]
