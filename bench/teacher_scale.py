@@ -6,8 +6,13 @@
 The simulator answers at zero latency, so what shows is rt-ray's own cost: Ray Data, the callers, the
 cache, the part files and the final assembly. Each size runs in a process of its own (its own local Ray
 cluster), so the driver's peak RSS is that size's alone: a run from an empty cache, then a full rerun
-that the cache answers (0 requests, checked on the simulator's counter). D=4 keeps the whole bench
-under 15 minutes on 2 cores (D=8 doubles every figure but the driver's).
+that the cache answers (0 requests, checked on the simulator's counter).
+
+What keeps the whole bench under 15 minutes on 2 cores: D=4 with ``answer_from: rationale`` (one
+request a question: the first run is bound by the openai SDK's ~5 ms of CPU a request in the callers,
+which a real teacher's rate limit hides), ``questions_per_block: 512`` (Ray Data's cost per block
+weighs on a run from the cache) and 64 requests in flight (httpx's pool scans its connections on
+every request, so a larger pool costs CPU here for nothing at zero latency).
 
 RESULT line: ``driver_rss_growth_mb_per_100k`` (the driver's peak RSS at the largest size minus at the
 smallest, per 100k questions), ``rerun_samples_per_s`` (cached samples a rerun reads per second at the
@@ -35,9 +40,10 @@ def tree(questions: int, degree: int, base_url: str, root: Path) -> dict:
         "run_name": "teacher-scale",
         "task": {"name": "coin_flip", "num_examples": questions * 100 // 98 + 10, "train_ratio": 0.98,
                  "max_train": questions},
-        "teacher": {"base_url": base_url, "cache_dir": str(root / "cache"), "max_concurrency": 256,
+        "teacher": {"base_url": base_url, "cache_dir": str(root / "cache"), "max_concurrency": 64,
                     "num_callers": 2, "request_timeout_s": 30},
-        "generation": {"degree": degree, "output_dir": str(root / "out"), "questions_per_block": 64},
+        "generation": {"degree": degree, "output_dir": str(root / "out"), "questions_per_block": 512,
+                       "answer_from": "rationale"},
         "tracking": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "teacher-scale"},
     }  # fmt: skip
 
@@ -109,7 +115,7 @@ def main() -> None:
 
     from rt_ray.teacher.simulator import SimulatorProcess
 
-    console = Console()
+    console = Console(width=160)
     with SimulatorProcess(latency_s=0.0, wrong_rate=0.2, fault_rate=0.0) as sim:
         results = []
         for questions in args.sizes:

@@ -16,7 +16,19 @@ from pydantic import SecretStr
 from rt_ray.config import TeacherConfig
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.client import TeacherClient
+from rt_ray.teacher.filtering import sample_records
 from rt_ray.teacher.teach import SamplingPlan, teach_question
+
+QUESTION_FIELDS = ("id", "question", "answer", "answer_type", "choices")
+
+
+def question_entry(row: dict, outcome: dict) -> dict:
+    """A question as the parts store it (``rt_ray.teacher.parts``): its index, status and fields, and its
+    records as the output files' lines (serialized once, here) with whether each was kept."""
+    question = {key: row[key] for key in QUESTION_FIELDS}
+    records = sample_records(row, outcome)
+    return {"index": int(row["index"]), "status": outcome["status"], "error": outcome["error"], "row": question,
+            "lines": [json.dumps(r) for r in records], "kept": [bool(r["correct"]) for r in records]}  # fmt: skip
 
 
 class TeacherCaller:
@@ -33,9 +45,13 @@ class TeacherCaller:
     async def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch.to_dict("records")
         outcomes = await asyncio.gather(*(teach_question(self.client, Sample.from_row(r), self.plan) for r in rows))
-        for row, outcome in zip(rows, outcomes):
-            row["status"] = outcome["status"]
-            row["error"] = outcome["error"]
-            row["samples_json"] = json.dumps(outcome["samples"])
-            row["stats_json"] = json.dumps(outcome["stats"])
-        return pd.DataFrame(rows)
+        # The part file's line is built here, in parallel across callers, so that the driver only
+        # writes it: the driver's work per question stays a few counters, whatever the run's size.
+        return pd.DataFrame({
+            "index": [int(r["index"]) for r in rows],
+            "status": [o["status"] for o in outcomes],
+            "records": [len(o["samples"]) for o in outcomes],
+            "kept": [sum(s["correct"] for s in o["samples"]) for o in outcomes],
+            "stats_json": [json.dumps(o["stats"]) for o in outcomes],
+            "entry_json": [json.dumps(question_entry(r, o)) for r, o in zip(rows, outcomes)],
+        })  # fmt: skip

@@ -34,10 +34,9 @@ class Tally:
         self.correct = 0
         self.kept_histogram: Counter = Counter()  # kept rationales per question -> questions
 
-    def add_question(self, status: str, records: list[dict]) -> None:
+    def add_question(self, status: str, rationales: int, kept: int) -> None:
         self.statuses[status] += 1
-        self.rationales += len(records)
-        kept = sum(1 for record in records if record["correct"])
+        self.rationales += rationales
         self.correct += kept
         if kept:
             self.kept_histogram[kept] += 1

@@ -6,8 +6,9 @@
     for entry in parts.merged(): ...     # every question's latest entry, in question order
     parts.clear()                        # once the outputs are assembled
 
-An entry is one question: ``{"index", "status", "error", "row", "records"}`` (``row``: the question's
-fields for failures.jsonl, ``records``: its judged rationales). Parts are JSON lines sorted by index,
+An entry is one question: ``{"index", "status", "error", "row", "lines", "kept"}`` (``row``: the
+question's fields for failures.jsonl, ``lines``: its judged rationales as output lines, ``kept``: which
+passed the filter). Parts are JSON lines sorted by index,
 named ``part-<attempt>-<seq>.jsonl``, so a later attempt's entry for a question supersedes an earlier one
 (a question that failed is tried again by the next run). The driver flushes a part every few thousand
 questions or seconds, which keeps its memory flat whatever the run's size, and the merge reads one line
@@ -53,14 +54,15 @@ class Parts:
                 done.discard(entry["index"])
         return done
 
-    def write(self, entries: list[dict]) -> None:
+    def write(self, entries: list[tuple[int, str]]) -> None:
+        """One part from ``(index, entry as a JSON line)`` pairs (callers serialize, the driver only writes)."""
         if not entries:
             return
         self._written += 1
         path = self.directory / f"part-{self.attempt:04d}-{self._written:06d}.jsonl"
         with replacing(path) as handle:
-            for entry in sorted(entries, key=lambda e: e["index"]):
-                handle.write(json.dumps(entry) + "\n")
+            for _, line in sorted(entries, key=lambda pair: pair[0]):
+                handle.write(line + "\n")
 
     def merged(self) -> Iterator[dict]:
         """Each question's latest entry, in index order, reading one line per part at a time."""

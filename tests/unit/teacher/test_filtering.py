@@ -20,7 +20,8 @@ def test_summary_counts_yield_cost_and_status():
     outcomes = [outcome(True, False), outcome(True, True), outcome(status="failed")]
     tally = Tally()
     for o in outcomes:
-        tally.add_question(o["status"], sample_records(ROW | {"id": str(id(o))}, o))
+        records = sample_records(ROW | {"id": str(id(o))}, o)
+        tally.add_question(o["status"], len(records), len(keep_correct(records)))
     totals = CallStats(requests=7, cache_hits=2, cost_usd=0.3)
     stats = tally.stats(totals, degree=2, wall_s=1.0)
     assert stats["status"] == "complete_with_failures"
@@ -33,6 +34,6 @@ def test_summary_counts_yield_cost_and_status():
 
 def test_a_budget_stop_is_not_a_finished_run():
     tally = Tally()
-    tally.add_question("budget", [])
+    tally.add_question("budget", 0, 0)
     stats = tally.stats(CallStats(), degree=1, wall_s=0.0)
     assert stats["status"] == "stopped_budget"

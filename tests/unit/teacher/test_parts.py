@@ -5,10 +5,10 @@ from rt_ray.teacher.parts import Parts
 MANIFEST = {"teacher_fingerprint": "abc", "degree": 2, "questions": 6}
 
 
-def entry(index: int, status: str = "ok") -> dict:
-    records = [{"question_id": f"q{index}", "sample_index": i, "correct": True} for i in range(2)] if status == "ok" else []
-    return {"index": index, "status": status, "error": "" if status == "ok" else "boom", "row": {"id": f"q{index}"},
-            "records": records}  # fmt: skip
+def entry(index: int, status: str = "ok") -> tuple[int, str]:
+    lines = [json.dumps({"question_id": f"q{index}", "sample_index": i}) for i in range(2)] if status == "ok" else []
+    return index, json.dumps({"index": index, "status": status, "error": "" if status == "ok" else "boom",
+                              "row": {"id": f"q{index}"}, "lines": lines, "kept": [True] * len(lines)})  # fmt: skip
 
 
 def test_parts_merge_in_question_order_whatever_order_they_were_written(tmp_path):
@@ -45,7 +45,7 @@ def test_a_part_is_written_whole_or_not_at_all(tmp_path):
     parts.open()
     parts.write([entry(0)])
     # A writer killed mid-part leaves only its temporary file, which no reader looks at.
-    (tmp_path / "parts" / "part-0001-000002.jsonl.partial").write_text(json.dumps(entry(1))[:20])
+    (tmp_path / "parts" / "part-0001-000002.jsonl.partial").write_text(entry(1)[1][:20])
     again = Parts(tmp_path / "parts", MANIFEST)
     assert again.open() == {0}
     assert [e["index"] for e in again.merged()] == [0]
