@@ -68,6 +68,28 @@ def write_config(tmp_path: Path, tree: dict) -> Path:
     return path
 
 
+def sigkill_generate_when(tmp_path: Path, tree: dict, sim: SimulatorProcess, ready) -> int:
+    """Start `rt-ray generate`, SIGKILL it (and its process group) once ``ready()``, wait until its
+    actors stop sending, check it left a running status; the simulator's request count then."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(write_config(tmp_path, tree))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert process.poll() is None, "the run ended before it could be killed midway"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = -1
+    while before != len(sim.requests()):  # wait until the dead run's actors are gone
+        before = len(sim.requests())
+        time.sleep(1.5)
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "running"
+    return before
+
+
 def is_rationale_request(entry: dict) -> bool:
     return entry["prompt"].rstrip().endswith("Let's think step by step.")
 
@@ -104,23 +126,7 @@ def test_a_rerun_sends_nothing_and_writes_the_same_outputs(ray_cluster, simulato
 def test_a_sigkilled_run_resumes_without_repeating_cached_requests(ray_cluster, simulator, tmp_path):
     sim = simulator(latency_s=0.3)
     tree = config_tree(tmp_path, sim, questions=60, max_concurrency=8)
-    path = write_config(tmp_path, tree)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(sim.requests()) < 40:
-        assert process.poll() is None, "the run ended before it could be killed midway"
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = -1
-    while before != len(sim.requests()):  # wait until the dead run's actors are gone
-        before = len(sim.requests())
-        time.sleep(1.5)
-    assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "running"
+    before = sigkill_generate_when(tmp_path, tree, sim, lambda: len(sim.requests()) >= 40)
 
     cached = {sample["prompt_sha256"] for _, sample in ResponseCache(tmp_path / "cache").items()}
     assert 0 < len(ResponseCache(tmp_path / "cache")) < 120
@@ -138,22 +144,8 @@ def test_a_killed_run_leaves_parts_and_the_rerun_finishes_from_them_with_the_sam
     sim = simulator(latency_s=0.3)
     tree = config_tree(tmp_path, sim, questions=60, degree=2, max_concurrency=8)
     tree["generation"]["part_every_s"] = 0.5
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(write_config(tmp_path, tree))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    parts_dir, deadline = tmp_path / "out" / "parts", time.monotonic() + 120
-    while len(list(parts_dir.glob("part-*.jsonl"))) < 2:
-        assert process.poll() is None, "the run ended before it could be killed midway"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = -1
-    while before != len(sim.requests()):  # wait until the dead run's actors are gone
-        before = len(sim.requests())
-        time.sleep(1.5)
-    assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "running"
+    parts_dir = tmp_path / "out" / "parts"
+    before = sigkill_generate_when(tmp_path, tree, sim, lambda: len(list(parts_dir.glob("part-*.jsonl"))) >= 2)
     in_parts = [json.loads(line) for path in sorted(parts_dir.glob("part-*.jsonl")) for line in path.read_text().splitlines()]
     finished = {e["row"]["question"] for e in in_parts if e["status"] == "ok"}
     assert 0 < len(finished) < 60
