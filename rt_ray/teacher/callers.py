@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from rt_ray.config import TeacherConfig
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.client import TeacherClient
-from rt_ray.teacher.filtering import sample_records
+from rt_ray.teacher.filtering import is_kept, sample_records
 from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 QUESTION_FIELDS = ("id", "question", "answer", "answer_type", "choices")
@@ -28,7 +28,7 @@ def question_entry(row: dict, outcome: dict) -> dict:
     question = {key: row[key] for key in QUESTION_FIELDS}
     records = sample_records(row, outcome)
     return {"index": int(row["index"]), "status": outcome["status"], "error": outcome["error"], "row": question,
-            "lines": [json.dumps(r) for r in records], "kept": [bool(r["correct"]) for r in records]}  # fmt: skip
+            "lines": [json.dumps(r) for r in records], "kept": [is_kept(r) for r in records]}  # fmt: skip
 
 
 class TeacherCaller:
@@ -47,11 +47,12 @@ class TeacherCaller:
         outcomes = await asyncio.gather(*(teach_question(self.client, Sample.from_row(r), self.plan) for r in rows))
         # The part file's line is built here, in parallel across callers, so that the driver only
         # writes it: the driver's work per question stays a few counters, whatever the run's size.
+        entries = [question_entry(r, o) for r, o in zip(rows, outcomes)]
         return pd.DataFrame({
-            "index": [int(r["index"]) for r in rows],
-            "status": [o["status"] for o in outcomes],
-            "records": [len(o["samples"]) for o in outcomes],
-            "kept": [sum(s["correct"] for s in o["samples"]) for o in outcomes],
+            "index": [e["index"] for e in entries],
+            "status": [e["status"] for e in entries],
+            "records": [len(e["lines"]) for e in entries],
+            "kept": [sum(e["kept"]) for e in entries],
             "stats_json": [json.dumps(o["stats"]) for o in outcomes],
-            "entry_json": [json.dumps(question_entry(r, o)) for r, o in zip(rows, outcomes)],
+            "entry_json": [json.dumps(e) for e in entries],
         })  # fmt: skip

@@ -19,9 +19,13 @@ def sample_records(row: dict, outcome: dict) -> list[dict]:
     return [{**base, **sample} for sample in outcome["samples"]]
 
 
-def keep_correct(records: list[dict]) -> list[dict]:
+def is_kept(record: dict) -> bool:
     """The paper's filter: each sample judged on its own, kept when the teacher's answer is right."""
-    return [record for record in records if record["correct"]]
+    return bool(record["correct"])
+
+
+def keep_correct(records: list[dict]) -> list[dict]:
+    return [record for record in records if is_kept(record)]
 
 
 class Tally:

@@ -77,9 +77,6 @@ class Parts:
         if pending is not None:
             yield pending
 
-    def count(self) -> int:
-        return len(self._paths())
-
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
