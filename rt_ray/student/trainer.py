@@ -41,7 +41,7 @@ class TrainResult:
 def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
     stats = read_finished_generation(cfg.generation.output_dir)
     path = Path(cfg.generation.output_dir) / "filtered.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     lineage = {
         "generation_run_id": stats.get("mlflow_run_id", ""),
         "filtered_sha256": file_sha256(path),

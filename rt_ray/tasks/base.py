@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from rt_ray.tasks.answers import CHOICE_LETTERS, AnswerType, extract_answer, is_correct
@@ -23,10 +23,10 @@ class Sample:
     choices: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict:
-        row = asdict(self)
+        # Not dataclasses.asdict (deep copies: 18 us a sample, 1.8 s of a 100k-question teacher run).
         # Ray Data and Parquet handle a JSON string more predictably than ragged lists.
-        row["choices"] = json.dumps(self.choices)
-        return row
+        return {"id": self.id, "question": self.question, "answer": self.answer, "answer_type": self.answer_type,
+                "choices": json.dumps(self.choices)}  # fmt: skip
 
     @staticmethod
     def from_row(row: dict) -> "Sample":

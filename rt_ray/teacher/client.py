@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from rt_ray.config import TeacherConfig
 from rt_ray.teacher.accounting import CallStats, cost_usd, estimate_prompt_tokens
-from rt_ray.teacher.cache import ResponseCache, sample_key, sampling_params
+from rt_ray.teacher.cache import ResponseCache, sample_key, sample_keys, sampling_params
+
+if TYPE_CHECKING:
+    import openai
 
 # Statuses that no retry can fix and that doom every later request too (bad key, model or URL).
 FATAL_STATUSES = {401, 403, 404}
@@ -78,8 +79,11 @@ class TeacherClient:
         self._concurrency = max(1, -(-cfg.max_concurrency // cfg.num_callers))
 
     def _connect(self) -> openai.AsyncOpenAI:
-        # Created lazily, inside the event loop that will use it.
+        # Created lazily, inside the event loop that will use it. The SDK is imported here too: a
+        # caller that the cache answers never loads it (0.7 s of every caller's start-up).
         if self._openai is None:
+            import openai
+
             self._openai = openai.AsyncOpenAI(
                 base_url=self.cfg.base_url,
                 api_key=self._api_key,
@@ -94,7 +98,7 @@ class TeacherClient:
     ) -> list[dict]:
         """``count`` samples of one prompt, indexes 0..count-1 of its pool, from cache where stored."""
         params = sampling_params(self.cfg.api, temperature, max_tokens)
-        keys = [sample_key(self.cfg.model, prompt, params, index) for index in range(count)]
+        keys = sample_keys(self.cfg.model, prompt, params, range(count))
         found: list[dict | None] = [self.cache.get(key) for key in keys]
         missing = [index for index, hit in enumerate(found) if hit is None]
         stats.cache_hits += count - len(missing)
@@ -152,6 +156,7 @@ class TeacherClient:
             raise TeacherRequestFailed("the batches did not deliver it within teacher.max_retries resubmissions")
         client = self._connect()
         assert self._semaphore is not None
+        import openai  # loaded by _connect; the name is needed for the errors below
         prompt_estimate = sum(estimate_prompt_tokens(prompt) for prompt in prompts)
         estimated_tokens = prompt_estimate + len(prompts) * n * max_tokens
         worst_cost = cost_usd(prompt_estimate, len(prompts) * n * max_tokens, self.price)

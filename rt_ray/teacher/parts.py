@@ -6,13 +6,14 @@
     for entry in parts.merged(): ...     # every question's latest entry, in question order
     parts.clear()                        # once the outputs are assembled
 
-An entry is one question: ``{"index", "status", "error", "row", "lines", "kept"}`` (``row``: the
-question's fields for failures.jsonl, ``lines``: its judged rationales as output lines, ``kept``: which
-passed the filter). Parts are JSON lines sorted by index,
-named ``part-<attempt>-<seq>.jsonl``, so a later attempt's entry for a question supersedes an earlier one
-(a question that failed is tried again by the next run). The driver flushes a part every few thousand
-questions or seconds, which keeps its memory flat whatever the run's size, and the merge reads one line
-per part at a time.
+A question is a header line, ``{"index", "status", "error", "kept"}`` (plus ``row``, the question's
+fields, when it did not finish, for failures.jsonl), followed by its judged rationales as the output
+files' lines, one per ``kept`` flag (which passed the filter). The callers build this text
+(``part_entry``) and the merge copies the record lines through without parsing them. Parts hold
+questions sorted by index and are named ``part-<attempt>-<seq>.jsonl``, so a later attempt's entry for a
+question supersedes an earlier one (a question that failed is tried again by the next run). The driver
+flushes a part every few thousand questions or seconds, which keeps its memory flat whatever the run's
+size, and the merge reads one question per part at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import json
 import shutil
 from pathlib import Path
 from typing import Iterator
+
+import orjson
 
 from rt_ray.artifacts import replacing, write_json
 
@@ -54,15 +57,14 @@ class Parts:
                 done.discard(entry["index"])
         return done
 
-    def write(self, entries: list[tuple[int, str]]) -> None:
-        """One part from ``(index, entry as a JSON line)`` pairs (callers serialize, the driver only writes)."""
+    def write(self, entries: list[tuple[int, bytes]]) -> None:
+        """One part from ``(index, part_entry bytes)`` pairs (callers serialize, the driver only writes)."""
         if not entries:
             return
         self._written += 1
         path = self.directory / f"part-{self.attempt:04d}-{self._written:06d}.jsonl"
-        with replacing(path) as handle:
-            for _, line in sorted(entries, key=lambda pair: pair[0]):
-                handle.write(line + "\n")
+        with replacing(path, "wb") as handle:
+            handle.write(b"\n".join(text for _, text in sorted(entries, key=lambda pair: pair[0])) + b"\n")
 
     def merged(self) -> Iterator[dict]:
         """Each question's latest entry, in index order, reading one line per part at a time."""
@@ -85,8 +87,18 @@ class Parts:
 
     @staticmethod
     def _entries(paths: list[Path], rank: int | None = None) -> Iterator:
+        """Entries as dicts: the header's fields plus ``lines``, the record lines as written (bytes)."""
         for path in paths:
-            with open(path) as handle:
-                for line in handle:
-                    entry = json.loads(line)
+            with open(path, "rb") as handle:
+                for header in handle:
+                    entry = orjson.loads(header)
+                    entry["lines"] = [next(handle)[:-1] for _ in entry["kept"]]
                     yield entry if rank is None else (rank, entry)
+
+
+def part_entry(index: int, status: str, error: str, kept: list[bool], lines: list[bytes], row: dict | None = None) -> bytes:
+    """A question's text in a part: its header line, then its record lines (JSON without newlines)."""
+    header = {"index": index, "status": status, "error": error, "kept": kept}
+    if status != "ok":
+        header["row"] = row
+    return b"\n".join([orjson.dumps(header), *lines])

@@ -21,6 +21,7 @@ import math
 import os
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,11 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import openai
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 import ray
 from pydantic import SecretStr
 from ray.data import DataContext
@@ -38,7 +43,7 @@ from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayCon
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, say
 from rt_ray.tasks import load_task_data
-from rt_ray.teacher.accounting import CallStats
+from rt_ray.teacher.accounting import CALL_STATS_FIELDS, CallStats
 from rt_ray.teacher.batch_mode import describe as describe_batch_mode
 from rt_ray.teacher.batch_mode import fill_cache_by_batches
 from rt_ray.teacher.callers import TeacherCaller
@@ -140,7 +145,7 @@ def build_dataset(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key
     return ds.map_batches(
         TeacherCaller,
         batch_size=None,
-        batch_format="pandas",
+        batch_format="pyarrow",
         fn_constructor_kwargs={
             "teacher": cfg.teacher.model_dump(mode="json"),
             "plan": plan,
@@ -189,14 +194,13 @@ def run_teacher(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: 
         with bar("teacher", total=len(questions) + resumed) as progress:
             progress.update(completed=resumed)
             dataset = build_dataset(questions, cfg, api_key, governor, cache_only)
-            for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
-                for stats_json in batch["stats_json"]:
-                    result.totals.add(json.loads(stats_json))
-                result.statuses.update(batch["status"].tolist())
-                result.records += int(batch["records"].sum())
-                result.kept += int(batch["kept"].sum())
+            for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                result.totals.add({name: pc.sum(batch[name]).as_py() for name in CALL_STATS_FIELDS})
+                result.statuses.update(batch["status"].to_pylist())
+                result.records += pc.sum(batch["records"]).as_py()
+                result.kept += pc.sum(batch["kept"]).as_py()
                 if parts is not None:
-                    pending.extend(zip(batch["index"].tolist(), batch["entry_json"].tolist()))
+                    pending.extend(zip(batch["index"].to_pylist(), batch["entry"].to_pylist()))
                 now = time.monotonic()
                 if parts is not None and (now - flushed_at >= cfg.generation.part_every_s or len(pending) >= QUESTIONS_PER_PART):
                     parts.write(pending)
@@ -220,36 +224,75 @@ def assemble_outputs(parts: Parts, out: Path) -> Tally:
     in one streaming pass (the callers serialized every line; nothing is held); each file appears
     whole or not at all."""
     tally = Tally()
-    with (replacing(out / "rationales.jsonl") as rationales, replacing(out / "filtered.jsonl") as filtered,
-          replacing(out / "failures.jsonl") as failures):  # fmt: skip
+    with (replacing(out / "rationales.jsonl", "wb") as rationales, replacing(out / "filtered.jsonl", "wb") as filtered,
+          replacing(out / "failures.jsonl", "wb") as failures, ParquetFromJsonLines(out / "filtered.parquet") as parquet):  # fmt: skip
         for entry in parts.merged():
-            tally.add_question(entry["status"], len(entry["lines"]), sum(entry["kept"]))
+            lines, kept = entry["lines"], entry["kept"]
+            tally.add_question(entry["status"], len(lines), sum(kept))
             if entry["status"] != "ok":
                 row = entry["row"]
-                failures.write(json.dumps({"question_id": row["id"], "question": row["question"],
-                                           "status": entry["status"], "error": entry["error"]}) + "\n")  # fmt: skip
-            for line, kept in zip(entry["lines"], entry["kept"]):
-                rationales.write(line + "\n")
-                if kept:
-                    filtered.write(line + "\n")
-    write_parquet_from_jsonl(out / "filtered.jsonl", out / "filtered.parquet")
+                failures.write(orjson.dumps({"question_id": row["id"], "question": row["question"],
+                                             "status": entry["status"], "error": entry["error"]}) + b"\n")  # fmt: skip
+            if lines:  # a write a question, not a line: a million-line file is a million calls less
+                rationales.write(b"\n".join(lines) + b"\n")
+            if any(kept):
+                text = b"\n".join(line for line, keep in zip(lines, kept) if keep) + b"\n"
+                filtered.write(text)
+                parquet.write(text)
     return tally
 
 
-def write_parquet_from_jsonl(source: Path, target: Path) -> None:
-    """Arrow's streaming JSON reader (C++, in blocks) with the record schema fixed in rt_ray.artifacts."""
-    import pyarrow.json as pa_json
-    import pyarrow.parquet as pq
+class ParquetFromJsonLines:
+    """filtered.parquet from the same lines as filtered.jsonl, converted as they are written: Arrow's JSON
+    reader (C++, without the GIL) parses each 16 MB of lines in a thread while the merge goes on, with
+    the record schema fixed in rt_ray.artifacts; the file appears whole or not at all."""
 
-    schema = record_schema()
-    with replacing(target, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
-        if source.stat().st_size == 0:
-            writer.write_table(schema.empty_table())
-            return
-        reader = pa_json.open_json(source, parse_options=pa_json.ParseOptions(explicit_schema=schema,
-                                                                              unexpected_field_behavior="ignore"))  # fmt: skip
-        for batch in reader:
-            writer.write_batch(batch)
+    CHUNK_BYTES = 16 << 20
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.schema = record_schema()
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.converting: Future | None = None
+        self.wrote = False
+
+    def __enter__(self) -> "ParquetFromJsonLines":
+        self._replacing = replacing(self.target, "wb")
+        self._writer = pq.ParquetWriter(self._replacing.__enter__(), self.schema)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="filtered-parquet")
+        return self
+
+    def write(self, lines: bytes) -> None:
+        self.buffer.append(lines)
+        self.buffered += len(lines)
+        if self.buffered >= self.CHUNK_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.converting is not None:
+            self.converting.result()  # one chunk in flight: order kept, memory bounded
+        data, self.buffer, self.buffered = b"".join(self.buffer), [], 0
+        if data:
+            self.converting = self._thread.submit(self._convert, data)
+
+    def _convert(self, data: bytes) -> None:
+        options = pa_json.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
+        self._writer.write_table(pa_json.read_json(pa.BufferReader(data), parse_options=options))
+        self.wrote = True
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self._flush()
+                if self.converting is not None:
+                    self.converting.result()
+        finally:
+            self._thread.shutdown(wait=True)
+            if not self.wrote:
+                self._writer.write_table(self.schema.empty_table())  # an empty set still has the schema
+            self._writer.close()
+            self._replacing.__exit__(kind, error, trace)
 
 
 def teacher_fingerprint(cfg: RtRayConfig) -> str:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -108,3 +109,9 @@ def test_task_parse_and_judge_round_trip():
     assert task.judge(task.parse(' "ea".'), "ea")
     assert task.judge(task.parse(" e then a --> ea", prefix="-->"), "ea")
     assert not task.judge(task.parse(" e then a --> ae", prefix="-->"), "ea")
+
+
+def test_a_samples_row_holds_every_field_and_reads_back():
+    sample = load_coin_flip(1, 4, seed=0)[0]
+    assert set(sample.to_row()) == {f.name for f in dataclasses.fields(sample)}
+    assert sample.from_row(sample.to_row()) == sample

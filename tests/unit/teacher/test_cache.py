@@ -101,3 +101,16 @@ def test_segments_are_indexed_in_chunks_whatever_the_line_lengths(tmp_path, monk
     reader = ResponseCache(tmp_path)
     assert len(reader) == 12
     assert all(reader.get(key) == value for key, value in values.items())
+
+
+def test_the_first_line_of_a_key_wins_within_a_segment_and_across_scans(tmp_path, monkeypatch):
+    key, other = sample_key("m", "p", PARAMS, 0), sample_key("m", "q", PARAMS, 0)
+    (tmp_path / "segments").mkdir()
+    segment = tmp_path / "segments" / "a.log"
+    segment.write_bytes(f'{key}\t{{"text": "first"}}\n{other}\t{{"text": "o"}}\n{key}\t{{"text": "second"}}\n'.encode())
+    cache = ResponseCache(tmp_path)
+    assert cache.get(key) == {"text": "first"} and cache.get(other) == {"text": "o"}
+    with open(segment, "ab") as handle:
+        handle.write(f'{key}\t{{"text": "third"}}\n'.encode())
+    cache._refresh()
+    assert cache.get(key) == {"text": "first"} and len(cache) == 2

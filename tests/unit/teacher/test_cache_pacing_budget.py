@@ -1,13 +1,21 @@
+import hashlib
+import json
 import random
 
 import httpx
 import openai
 
-from rt_ray.teacher.cache import ResponseCache, sample_key
+from rt_ray.teacher.cache import ResponseCache, sample_key, sample_keys
 from rt_ray.teacher.client import backoff_delay, retry_after_seconds
 from rt_ray.teacher.pacing import Budget, RequestPacer
 
 PARAMS = {"api": "completions", "temperature": 0.7, "max_tokens": 128}
+
+
+def test_sample_keys_hash_the_documented_material_so_old_caches_still_hit():
+    material = json.dumps({"model": "m", "prompt": 'p "q"', "params": PARAMS, "sample_index": 12}, sort_keys=True)
+    assert sample_key("m", 'p "q"', PARAMS, 12) == hashlib.sha256(material.encode()).hexdigest()
+    assert sample_keys("m", "p", PARAMS, [0, 1, 2]) == [sample_key("m", "p", PARAMS, i) for i in range(3)]
 
 
 def test_sample_key_depends_on_every_part():

@@ -1,5 +1,7 @@
 from rt_ray.teacher.accounting import CallStats
-from rt_ray.teacher.filtering import Tally, keep_correct, sample_records
+import json
+
+from rt_ray.teacher.filtering import Tally, keep_correct, record_lines, sample_records
 
 ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
 
@@ -14,6 +16,15 @@ def test_each_sample_is_judged_on_its_own_and_duplicates_are_kept():
     records = sample_records(ROW, outcome(True, False, True))
     assert [r["sample_index"] for r in keep_correct(records)] == [0, 2]
     assert all(r["question_id"] == "q1" and r["answer"] == "yes" for r in records)
+
+
+def test_record_lines_are_the_records_json():
+    row = ROW | {"question": 'He said "no" \u00e9\nthen left', "choices": '["a", "b"]'}
+    o = outcome(True, False)
+    lines = record_lines(row, o)
+    assert [json.loads(line) for line in lines] == sample_records(row, o)
+    assert all(b"\n" not in line for line in lines), "one record a line"
+    assert record_lines(row, outcome()) == []
 
 
 def test_summary_counts_yield_cost_and_status():
