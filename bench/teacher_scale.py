@@ -1,6 +1,7 @@
 """The teacher stage at scale: what the pipeline itself costs at 10k and 100k questions (1M by an option).
 
-    python bench/teacher_scale.py                          # 10k and 100k coin flip questions, D=4
+    python bench/teacher_scale.py                          # 10k and 100k coin flip questions, D=8
+    python bench/teacher_scale.py --degree 4               # D=4: half the samples, the same questions
     python bench/teacher_scale.py --sizes 10000 1000000    # a million questions (about 2 hours here)
 
 The simulator answers at zero latency, so what shows is rt-ray's own cost: Ray Data, the callers, the
@@ -8,9 +9,10 @@ cache, the part files and the final assembly. Each size runs in a process of its
 cluster), so the driver's peak RSS is that size's alone: a run from an empty cache, then a full rerun
 that the cache answers (0 requests, checked on the simulator's counter).
 
-What keeps the whole bench under 15 minutes on 2 cores: D=4 with ``answer_from: rationale`` (one
-request a question: the first run is bound by the openai SDK's ~5 ms of CPU a request in the callers,
-which a real teacher's rate limit hides), ``questions_per_block: 512`` (Ray Data's cost per block
+D=8 by default: the degree of the sets this bench stands for (hundreds of thousands of questions at
+D=8), and it keeps the whole bench under 15 minutes on 2 cores (about 8). So do ``answer_from:
+rationale`` (one request a question, n=8: the first run is bound by the openai SDK's ~5 ms of CPU a
+request in the callers, which a real teacher's rate limit hides), ``questions_per_block: 512`` (Ray Data's cost per block
 weighs on a run from the cache) and 64 requests in flight (httpx's pool scans its connections on
 every request, so a larger pool costs CPU here for nothing at zero latency).
 
@@ -104,7 +106,7 @@ def run_size(questions: int, degree: int, base_url: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="training questions per run")
-    parser.add_argument("--degree", type=int, default=4)
+    parser.add_argument("--degree", type=int, default=8)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)

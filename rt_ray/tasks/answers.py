@@ -27,6 +27,7 @@ class AnswerType(str, Enum):
 
 CHOICE_LETTERS = "ABCDEFGHIJ"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_YES_NO_PUNCTUATION = re.compile(r"[\"'\n.:,;!?()]")
 _DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 _PAREN_LETTER = re.compile(r"\(([A-J])\)")
 # A bare capital letter counts as a choice only when no lowercase word follows it,
@@ -34,12 +35,20 @@ _PAREN_LETTER = re.compile(r"\(([A-J])\)")
 _BARE_LETTER = re.compile(r"(?<![A-Za-z0-9'])([A-J])(?![A-Za-z0-9'])(?!\s+[a-z])")
 
 
+_KINDS = {kind.value: kind for kind in AnswerType}
+
+
+def answer_kind(answer_type: AnswerType | str) -> AnswerType:
+    # A dict lookup, not AnswerType(...): it runs several times for every rationale a teacher run judges.
+    return _KINDS.get(answer_type) or AnswerType(answer_type)  # the constructor's error for an unknown one
+
+
 def number_candidates(text: str) -> list[str]:
     return _NUMBER.findall(text.replace(",", ""))
 
 
 def yes_no_candidates(text: str) -> list[str]:
-    cleaned = re.sub(r"[\"'\n.:,;!?()]", " ", text.lower())
+    cleaned = _YES_NO_PUNCTUATION.sub(" ", text.lower())
     return [token for token in cleaned.split() if token in ("yes", "no")]
 
 
@@ -73,7 +82,7 @@ def choice_candidates(text: str, choices: list[str] | None = None) -> list[str]:
 
 
 def candidates(text: str, answer_type: AnswerType | str, choices: list[str] | None = None) -> list[str]:
-    kind = AnswerType(answer_type)
+    kind = answer_kind(answer_type)
     if kind is AnswerType.NUMBER:
         return number_candidates(text)
     if kind is AnswerType.CHOICE:
@@ -105,7 +114,7 @@ def extract_answer(
 
 
 def normalize_gold(gold: str, answer_type: AnswerType | str) -> str:
-    kind = AnswerType(answer_type)
+    kind = answer_kind(answer_type)
     gold = str(gold).strip()
     if kind is AnswerType.YES_NO:
         return gold.lower()
@@ -120,7 +129,7 @@ def normalize_gold(gold: str, answer_type: AnswerType | str) -> str:
 def is_correct(predicted: str | None, gold: str, answer_type: AnswerType | str) -> bool:
     if predicted is None:
         return False
-    kind = AnswerType(answer_type)
+    kind = answer_kind(answer_type)
     gold = normalize_gold(gold, kind)
     if kind is AnswerType.NUMBER:
         try:

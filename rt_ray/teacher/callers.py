@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pyarrow as pa
 from pydantic import SecretStr
 
 from rt_ray.config import TeacherConfig
 from rt_ray.tasks.base import Sample
-from rt_ray.teacher.client import TeacherClient
 from rt_ray.teacher.accounting import CALL_STATS_FIELDS
-from rt_ray.teacher.filtering import is_kept, record_lines
+from rt_ray.teacher.client import TeacherClient
+from rt_ray.teacher.filtering import is_kept, question_fields
 from rt_ray.teacher.parts import part_entry
 from rt_ray.teacher.teach import SamplingPlan, teach_question
-
-QUESTION_FIELDS = ("id", "question", "answer", "answer_type", "choices")
 
 
 def question_entry(row: dict, outcome: dict) -> bytes:
     """A question as its part stores it (``rt_ray.teacher.parts.part_entry``): built here, in parallel
     across callers, so that the driver only writes it and its work per question stays a few counters."""
-    kept = [is_kept(sample) for sample in outcome["samples"]]
-    return part_entry(int(row["index"]), outcome["status"], outcome["error"], kept, record_lines(row, outcome),
-                      row={key: row[key] for key in QUESTION_FIELDS})  # fmt: skip
+    samples = outcome["samples"]
+    return part_entry(int(row["index"]), outcome["status"], outcome["error"], [is_kept(s) for s in samples],
+                      orjson.dumps(question_fields(row)), [orjson.dumps(s) for s in samples])  # fmt: skip
 
 
 class TeacherCaller:

@@ -6,9 +6,10 @@
     for entry in parts.merged(): ...     # every question's latest entry, in question order
     parts.clear()                        # once the outputs are assembled
 
-A question is a header line, ``{"index", "status", "error", "kept"}`` (plus ``row``, the question's
-fields, when it did not finish, for failures.jsonl), followed by its judged rationales as the output
-files' lines, one per ``kept`` flag (which passed the filter). The callers build this text
+A question is a header line, ``{"index", "status", "error", "kept"}``, then a line with its fields
+(``filtering.question_fields``: id, question, gold answer), then one line per judged rationale, one per
+``kept`` flag (which passed the filter). The question's fields are stored once; reading joins them into
+each record (``filtering.record_line``) without parsing the records. The callers build this text
 (``part_entry``) and the merge copies the record lines through without parsing them. Parts hold
 questions sorted by index and are named ``part-<attempt>-<seq>.jsonl``, so a later attempt's entry for a
 question supersedes an earlier one (a question that failed is tried again by the next run). The driver
@@ -27,6 +28,7 @@ from typing import Iterator
 import orjson
 
 from rt_ray.artifacts import replacing, write_json
+from rt_ray.teacher.filtering import record_line
 
 MANIFEST = "manifest.json"
 
@@ -87,18 +89,19 @@ class Parts:
 
     @staticmethod
     def _entries(paths: list[Path], rank: int | None = None) -> Iterator:
-        """Entries as dicts: the header's fields plus ``lines``, the record lines as written (bytes)."""
+        """Entries as dicts: the header's fields, ``question`` (its fields' JSON) and ``lines``, its
+        records as the output files' lines (bytes, each with its newline)."""
         for path in paths:
             with open(path, "rb") as handle:
                 for header in handle:
                     entry = orjson.loads(header)
-                    entry["lines"] = [next(handle)[:-1] for _ in entry["kept"]]
+                    entry["question"] = question = next(handle)[:-1]
+                    # The samples' lines keep their newline: one copy a record, this runs a million times.
+                    entry["lines"] = [record_line(question, next(handle)) for _ in entry["kept"]]
                     yield entry if rank is None else (rank, entry)
 
 
-def part_entry(index: int, status: str, error: str, kept: list[bool], lines: list[bytes], row: dict | None = None) -> bytes:
-    """A question's text in a part: its header line, then its record lines (JSON without newlines)."""
-    header = {"index": index, "status": status, "error": error, "kept": kept}
-    if status != "ok":
-        header["row"] = row
-    return b"\n".join([orjson.dumps(header), *lines])
+def part_entry(index: int, status: str, error: str, kept: list[bool], question: bytes, samples: list[bytes]) -> bytes:
+    """A question's text in a part: its header, its fields' JSON and its judged samples' JSON, a line each."""
+    header = orjson.dumps({"index": index, "status": status, "error": error, "kept": kept})
+    return b"\n".join([header, question, *samples])

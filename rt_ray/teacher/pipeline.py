@@ -230,13 +230,13 @@ def assemble_outputs(parts: Parts, out: Path) -> Tally:
             lines, kept = entry["lines"], entry["kept"]
             tally.add_question(entry["status"], len(lines), sum(kept))
             if entry["status"] != "ok":
-                row = entry["row"]
-                failures.write(orjson.dumps({"question_id": row["id"], "question": row["question"],
+                row = orjson.loads(entry["question"])
+                failures.write(orjson.dumps({"question_id": row["question_id"], "question": row["question"],
                                              "status": entry["status"], "error": entry["error"]}) + b"\n")  # fmt: skip
             if lines:  # a write a question, not a line: a million-line file is a million calls less
-                rationales.write(b"\n".join(lines) + b"\n")
+                rationales.write(b"".join(lines))
             if any(kept):
-                text = b"\n".join(line for line, keep in zip(lines, kept) if keep) + b"\n"
+                text = b"".join(line for line, keep in zip(lines, kept) if keep)
                 filtered.write(text)
                 parquet.write(text)
     return tally

@@ -2,9 +2,10 @@
 
 import json
 
+import orjson
 import pyarrow.parquet as pq
 
-from rt_ray.teacher.filtering import record_lines
+from rt_ray.teacher.filtering import question_fields
 from rt_ray.teacher.parts import Parts, part_entry
 from rt_ray.teacher.pipeline import ParquetFromJsonLines, assemble_outputs
 
@@ -15,8 +16,8 @@ def question(index: int, correct: list[bool], status: str = "ok") -> tuple[int, 
     row = {**ROW, "id": f"q{index}", "question": f"Is {index} even? ü"}
     samples = [{"sample_index": i, "rationale": f"r{index}.{i}", "rationale_finish_reason": "stop", "teacher_answer": "",
                 "predicted": "yes" if ok else "no", "correct": ok} for i, ok in enumerate(correct)]  # fmt: skip
-    lines = record_lines(row, {"samples": samples})
-    return index, part_entry(index, status, "" if status == "ok" else "HTTP 500", correct, lines, row=row)
+    return index, part_entry(index, status, "" if status == "ok" else "HTTP 500", correct,
+                             orjson.dumps(question_fields(row)), [orjson.dumps(s) for s in samples])  # fmt: skip
 
 
 def read_jsonl(path):

@@ -1,7 +1,9 @@
 from rt_ray.teacher.accounting import CallStats
 import json
 
-from rt_ray.teacher.filtering import Tally, keep_correct, record_lines, sample_records
+import orjson
+
+from rt_ray.teacher.filtering import Tally, keep_correct, question_fields, record_line, sample_records
 
 ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
 
@@ -18,13 +20,13 @@ def test_each_sample_is_judged_on_its_own_and_duplicates_are_kept():
     assert all(r["question_id"] == "q1" and r["answer"] == "yes" for r in records)
 
 
-def test_record_lines_are_the_records_json():
+def test_a_record_line_is_the_records_json_from_its_questions_and_samples():
     row = ROW | {"question": 'He said "no" \u00e9\nthen left', "choices": '["a", "b"]'}
     o = outcome(True, False)
-    lines = record_lines(row, o)
+    lines = [record_line(orjson.dumps(question_fields(row)), orjson.dumps(s)) for s in o["samples"]]
+    assert lines == [orjson.dumps(r) for r in sample_records(row, o)]
     assert [json.loads(line) for line in lines] == sample_records(row, o)
     assert all(b"\n" not in line for line in lines), "one record a line"
-    assert record_lines(row, outcome()) == []
 
 
 def test_summary_counts_yield_cost_and_status():

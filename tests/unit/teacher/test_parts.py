@@ -6,9 +6,13 @@ MANIFEST = {"teacher_fingerprint": "abc", "degree": 2, "questions": 6}
 
 
 def entry(index: int, status: str = "ok") -> tuple[int, bytes]:
-    lines = [orjson.dumps({"question_id": f"q{index}", "sample_index": i}) for i in range(2)] if status == "ok" else []
-    return index, part_entry(index, status, "" if status == "ok" else "boom", [i == 0 for i in range(len(lines))],
-                             lines, row={"id": f"q{index}"})  # fmt: skip
+    samples = [orjson.dumps({"sample_index": i}) for i in range(2)] if status == "ok" else []
+    return index, part_entry(index, status, "" if status == "ok" else "boom", [i == 0 for i in range(len(samples))],
+                             orjson.dumps({"question_id": f"q{index}"}), samples)  # fmt: skip
+
+
+def records(index: int) -> list[bytes]:
+    return [b'{"question_id":"q%d","sample_index":%d}\n' % (index, i) for i in range(2)]
 
 
 def test_parts_merge_in_question_order_whatever_order_they_were_written(tmp_path):
@@ -19,8 +23,8 @@ def test_parts_merge_in_question_order_whatever_order_they_were_written(tmp_path
     parts.write([entry(2)])
     merged = list(parts.merged())
     assert [e["index"] for e in merged] == [0, 1, 2, 3, 4, 5]
-    assert merged[3]["lines"] == entry(3)[1].split(b"\n")[1:], "record lines come back as written"
-    assert merged[3]["kept"] == [True, False] and "row" not in merged[3]
+    assert merged[3]["lines"] == records(3), "each record: its question's fields, then its sample's"
+    assert merged[3]["kept"] == [True, False]
 
 
 def test_a_resumed_run_skips_what_finished_and_retries_what_failed(tmp_path):
@@ -38,8 +42,8 @@ def test_a_question_that_did_not_finish_keeps_its_fields_for_failures_jsonl(tmp_
     parts = Parts(tmp_path / "parts", MANIFEST)
     parts.open()
     parts.write([entry(1, "failed"), entry(0)])
-    assert [(e["status"], e["lines"], e.get("row")) for e in parts.merged()] == [
-        ("ok", entry(0)[1].split(b"\n")[1:], None), ("failed", [], {"id": "q1"})]  # fmt: skip
+    assert [(e["status"], e["lines"], e["question"]) for e in parts.merged()] == [
+        ("ok", records(0), b'{"question_id":"q0"}'), ("failed", [], b'{"question_id":"q1"}')]  # fmt: skip
 
 
 def test_parts_of_another_run_are_removed(tmp_path):
