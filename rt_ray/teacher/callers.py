@@ -22,12 +22,11 @@ from rt_ray.teacher.parts import part_entry
 from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 
-def question_entry(row: dict, outcome: dict) -> bytes:
+def question_entry(row: dict, outcome: dict, kept: list[bool]) -> bytes:
     """A question as its part stores it (``rt_ray.teacher.parts.part_entry``): built here, in parallel
     across callers, so that the driver only writes it and its work per question stays a few counters."""
-    samples = outcome["samples"]
-    return part_entry(int(row["index"]), outcome["status"], outcome["error"], [is_kept(s) for s in samples],
-                      orjson.dumps(question_fields(row)), [orjson.dumps(s) for s in samples])  # fmt: skip
+    return part_entry(int(row["index"]), outcome["status"], outcome["error"], kept,
+                      orjson.dumps(question_fields(row)), [orjson.dumps(s) for s in outcome["samples"]])  # fmt: skip
 
 
 class TeacherCaller:
@@ -45,12 +44,13 @@ class TeacherCaller:
         # Arrow in and out: pandas' conversions cost 35 us a question, a sixth of a cached question's work.
         rows = batch.to_pylist()
         outcomes = await asyncio.gather(*(teach_question(self.client, Sample.from_row(r), self.plan) for r in rows))
+        kept = [[is_kept(s) for s in o["samples"]] for o in outcomes]  # judged once: counted and stored
         columns = {
             "index": batch["index"],
             "status": [o["status"] for o in outcomes],
-            "records": [len(o["samples"]) for o in outcomes],
-            "kept": [sum(is_kept(s) for s in o["samples"]) for o in outcomes],
-            "entry": pa.array([question_entry(r, o) for r, o in zip(rows, outcomes)], pa.binary()),
+            "records": [len(flags) for flags in kept],
+            "kept": [sum(flags) for flags in kept],
+            "entry": pa.array([question_entry(r, o, k) for r, o, k in zip(rows, outcomes, kept)], pa.binary()),
         }
         # The call counters as numeric columns: the driver sums a block's in one step.
         columns.update({name: [o["stats"][name] for o in outcomes] for name in CALL_STATS_FIELDS})

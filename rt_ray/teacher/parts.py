@@ -10,7 +10,7 @@ A question is a header line, ``{"index", "status", "error", "kept"}``, then a li
 (``filtering.question_fields``: id, question, gold answer), then one line per judged rationale, one per
 ``kept`` flag (which passed the filter). The question's fields are stored once; reading joins them into
 each record (``filtering.record_line``) without parsing the records. The callers build this text
-(``part_entry``) and the merge copies the record lines through without parsing them. Parts hold
+(``part_entry``). Parts hold
 questions sorted by index and are named ``part-<attempt>-<seq>.jsonl``, so a later attempt's entry for a
 question supersedes an earlier one (a question that failed is tried again by the next run). The driver
 flushes a part every few thousand questions or seconds, which keeps its memory flat whatever the run's

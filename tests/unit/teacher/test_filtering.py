@@ -1,8 +1,8 @@
-from rt_ray.teacher.accounting import CallStats
 import json
 
 import orjson
 
+from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.filtering import Tally, keep_correct, question_fields, record_line, sample_records
 
 ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
