@@ -26,6 +26,10 @@ TERMINAL_STATUSES = {"complete", "complete_with_failures"}
 STATS_FILE = "stats.json"
 FILTERED_FILE = "filtered.jsonl"
 META_FILE = "rt_ray_student.json"
+# A LoRA student exported as its adapter (student.lora.export: adapter): peft's adapter files, and
+# for a student without a hub name (a tiny one) its untrained base model in BASE_DIR.
+ADAPTER_CONFIG = "adapter_config.json"
+BASE_DIR = "base"
 
 
 class GenerationNotFinished(RuntimeError):
@@ -92,7 +96,8 @@ def auto_model_class(arch: str):
 
 
 def load_student(path: str | Path):
-    """(model, tokenizer, meta) of a student model folder."""
+    """(model, tokenizer, meta) of a student model folder; an adapter folder's model comes with its
+    adapter folded into the base, so every reader (evaluation, Serve, MLflow) gets plain weights."""
     from transformers import AutoTokenizer
 
     path = Path(path)
@@ -101,5 +106,15 @@ def load_student(path: str | Path):
         raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
     meta = json.loads(meta_path.read_text())
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if (path / ADAPTER_CONFIG).is_file():
+        return merged_adapter_model(path, meta), tokenizer, meta
     model = auto_model_class(meta["arch"]).from_pretrained(path)
     return model, tokenizer, meta
+
+
+def merged_adapter_model(path: Path, meta: dict):
+    """An adapter folder's base (its base/ folder, or the hub model its spec names) with the adapter folded in."""
+    from peft import PeftModel
+
+    base = path / BASE_DIR if (path / BASE_DIR).is_dir() else meta["spec"]["pretrained"]
+    return PeftModel.from_pretrained(auto_model_class(meta["arch"]).from_pretrained(base), path).merge_and_unload()

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -125,6 +125,17 @@ class GenerationConfig(Section):
     output_dir: Path = Path("runs/default/teacher")
 
 
+class LoraSettings(Section):
+    r: int = Field(8, gt=0, description="rank of the adapter matrices")
+    alpha: float = Field(16, gt=0, description="the update is alpha / r x B A")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        [], description="modules to adapt; empty: peft's default for the architecture (GPT-2: c_attn; T5: q, v)")
+    export: Literal["merged", "adapter"] = Field(
+        "merged", description="merged: plain Hugging Face weights with the adapter folded in (serving, MLflow); "
+        "adapter: the adapter alone (and the base, for a tiny student), folded in when loaded")  # fmt: skip
+
+
 class StudentConfig(Section):
     # A hub name or local path (from_pretrained), or "tiny" for a small model built from a config.
     model: str = "tiny"
@@ -141,6 +152,7 @@ class StudentConfig(Section):
     eval_cpus: float = Field(1, gt=0, description="CPUs per evaluation replica")
     eval_gpus: float = Field(0, ge=0, description="GPUs per evaluation replica (0: CPU)")
     registered_name: str = Field("rt-ray-student", description="MLflow Model Registry name")
+    lora: LoraSettings | None = Field(None, description="LoRA adapters through peft (pip install 'rt-ray[lora]'); off when absent")
 
 
 class TrainConfig(Section):
@@ -156,6 +168,9 @@ class TrainConfig(Section):
     max_steps: int = Field(300, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory for a large student, ~30 % more compute"
+    )
     seed: int = 0
     checkpoint_every_steps: int = Field(100, gt=0)
     max_failures: int = Field(2, ge=0)
@@ -169,6 +184,8 @@ class SweepConfig(Section):
     max_steps: list[int] = []
     student_models: list[str] = []
     train_sizes: list[int] = Field([], description="training questions per trial (a prefix of the train split)")
+    lora_ranks: list[Annotated[int, Field(gt=0)]] = Field(
+        [], description="LoRA ranks r to sweep: turns student.lora on (its other settings, or the defaults)")
     search: Literal["grid", "random"] = "grid"
     num_samples: int = Field(1, gt=0, description="grid: repeats of the grid; random: trials drawn")
     metric: Literal["validation_accuracy", "test_accuracy"] = "validation_accuracy"
@@ -345,7 +362,9 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str = "ove
         raise ConfigError(f"{origin} has an empty key in {dotted!r}")
     node = tree
     for key in keys[:-1]:
-        child = node.setdefault(key, {})
+        if node.get(key) is None:  # an optional section that is off (student.lora: null) is absent
+            node[key] = {}
+        child = node[key]
         if not isinstance(child, dict):
             raise ConfigError(f"{origin} {dotted}: {key!r} is a value, not a section")
         node = child

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rt_ray.artifacts import META_FILE, auto_model_class
-from rt_ray.config import StudentConfig
+from rt_ray.artifacts import BASE_DIR, META_FILE, auto_model_class
+from rt_ray.config import ConfigError, StudentConfig
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
@@ -94,6 +94,19 @@ def build_student(spec: dict[str, Any], seed: int = 0):
     return model_class.from_config(config), tokenizer
 
 
+def enable_gradient_checkpointing(model) -> None:
+    """Keep only each layer's inputs in the forward pass and recompute the rest in the backward pass.
+    Non-reentrant checkpointing: it needs no input that requires grad (a student's token ids do not),
+    works under ZeRO-3's parameter hooks, and restores the RNG state, so dropout masks and the loss
+    curve stay those of the same run without it."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5; 4.x has the old one
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False  # a cache of keys and values is what checkpointing gives up
+
+
 def save_student(model, tokenizer, path: str | Path, meta: dict, state_dict: dict | None = None) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -103,3 +116,53 @@ def save_student(model, tokenizer, path: str | Path, meta: dict, state_dict: dic
     return path
 
 
+
+
+def require_peft() -> None:
+    """Checked by the driver before a LoRA run starts, so the error is one line, not a failed worker group."""
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise ConfigError("student.lora needs peft, which is not installed: pip install 'rt-ray[lora]'") from None
+
+
+def add_lora(model, lora: dict, arch: str):
+    """The student with LoRA adapters (peft) on ``lora["target_modules"]``: only the adapters train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    settings = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"] or None,  # None: peft's default for the model type
+        fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores its weights transposed
+        task_type=TaskType.CAUSAL_LM if arch == "decoder" else TaskType.SEQ_2_SEQ_LM,
+    )
+    return get_peft_model(model, settings)
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable and total parameters (before DeepSpeed: ZeRO-3 partitions them to empty tensors)."""
+    return {
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def save_lora_student(model, tokenizer, path: str | Path, meta: dict, state_dict: dict, spec: dict, seed: int,
+                      lora: dict, merged: bool) -> Path:  # fmt: skip
+    """A LoRA student's folder from the training model's full state dict (``state_dict``, consolidated
+    under ZeRO-3). merged: the adapter folded into plain Hugging Face weights, built on a fresh copy
+    since the training model holds only this rank's partition under ZeRO-3. Otherwise the adapter's
+    weights, plus the untrained base of a student without a hub name (rebuilt from its spec and seed)."""
+    path = Path(path)
+    if merged:
+        fresh = add_lora(build_student(spec, seed)[0], lora, spec["arch"])
+        missing, unexpected = fresh.load_state_dict(state_dict, strict=False)
+        if unexpected or any("lora_" in key for key in missing):
+            raise RuntimeError(f"LoRA export does not fit the student: missing {missing}, unexpected {unexpected}")
+        return save_student(fresh.merge_and_unload(), tokenizer, path, meta)
+    save_student(model, tokenizer, path, meta, state_dict=state_dict)  # a PeftModel saves its adapter only
+    if "pretrained" not in spec:
+        build_student(spec, seed)[0].save_pretrained(path / BASE_DIR)
+    return path

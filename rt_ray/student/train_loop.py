@@ -9,6 +9,7 @@ worker group resumes from the latest one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import tempfile
@@ -16,11 +17,18 @@ import time
 from pathlib import Path
 
 TRAINER_STATE = "trainer_state.json"
+logger = logging.getLogger(__name__)
 
 
 def _load_checkpoint(model, directory: str) -> dict:
     from safetensors.torch import load_file
 
+    adapter = Path(directory) / "adapter_model.safetensors"
+    if adapter.is_file():  # a LoRA run's checkpoint: the adapter; the base was rebuilt from spec and seed
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(adapter)))
+        return json.loads((Path(directory) / TRAINER_STATE).read_text())
     weights = load_file(str(Path(directory) / "model.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # Tied weights (lm_head = embeddings) are stored once; anything else missing is a real mismatch.
@@ -48,13 +56,22 @@ def train_func(config: dict) -> None:
     from rt_ray.progress import post_progress
     from rt_ray.student.data import pad_batch
     from rt_ray.student.deepspeed_config import warmup_then_linear_decay
-    from rt_ray.student.models import build_student, save_student
+    from rt_ray.student.models import (add_lora, build_student, enable_gradient_checkpointing, parameter_counts,
+                                       save_lora_student, save_student)  # fmt: skip
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     if config.get("torch_threads"):
         torch.set_num_threads(config["torch_threads"])
     model, tokenizer = build_student(config["spec"], seed=config["seed"])
+    if config.get("gradient_checkpointing"):
+        enable_gradient_checkpointing(model)
+    lora = config.get("lora")
+    if lora:
+        model = add_lora(model, lora, config["spec"]["arch"])
+    parameters = parameter_counts(model)
+    if rank == 0:
+        logger.info("student: %(trainable_params)d of %(total_params)d parameters train", parameters)
 
     state = {"step": 0, "starts": []}
     checkpoint = ray.train.get_checkpoint()
@@ -68,7 +85,7 @@ def train_func(config: dict) -> None:
 
     max_steps, accumulation = config["max_steps"], config["deepspeed"]["gradient_accumulation_steps"]
     warmup = int(config["warmup_ratio"] * max_steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config["lr"], weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_then_linear_decay(s + start_step, warmup, max_steps)
     )
@@ -92,6 +109,7 @@ def train_func(config: dict) -> None:
             "tokens_per_s": counts[0].item() / max(elapsed, 1e-9),
             "lr": scheduler.get_last_lr()[0],
             "train_time_s": time.perf_counter() - run_start,
+            **parameters,
         }
         losses, tokens, window_start = [], 0, time.perf_counter()
         if final:
@@ -99,8 +117,13 @@ def train_func(config: dict) -> None:
         exported = _state_dict_for_export(engine, config["zero_stage"])
         with tempfile.TemporaryDirectory() as directory:
             saved = None
-            if rank == 0:
+            if rank == 0 and lora:
+                # checkpoints hold the adapter (a resume rebuilds the same base); the end, the export asked for
+                save_lora_student(engine.module, tokenizer, directory, config["meta"], exported, config["spec"],
+                                  config["seed"], lora, merged=final and lora["export"] == "merged")  # fmt: skip
+            elif rank == 0:
                 save_student(engine.module, tokenizer, directory, config["meta"], state_dict=exported)
+            if rank == 0:
                 Path(directory, TRAINER_STATE).write_text(json.dumps({**state, "step": step, "final": final}))
                 saved = ray.train.Checkpoint.from_directory(directory)
                 if config.get("mlflow_run_id"):

@@ -20,7 +20,7 @@ from pathlib import Path
 from rt_ray.config import RtRayConfig
 from rt_ray.student.data import tokenize_pair, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
-from rt_ray.student.models import load_tokenizer, student_spec
+from rt_ray.student.models import load_tokenizer, require_peft, student_spec
 from rt_ray.tasks import load_task_data
 from rt_ray.artifacts import file_sha256, read_finished_generation
 
@@ -60,6 +60,8 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
         "zero_stage": train.zero_stage, "deepspeed": build_deepspeed_config(train),
         "lr": train.lr, "batch_size": train.batch_size, "max_steps": train.max_steps,
         "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
+        "gradient_checkpointing": train.gradient_checkpointing,
+        "lora": cfg.student.lora.model_dump() if cfg.student.lora else None,
         "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
         "resume_from": str(Path(resume_from).resolve()) if resume_from else None,
         "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking), "progress": progress,
@@ -154,6 +156,9 @@ def train_student(
     # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
     meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
             "default_max_tokens": typical_output_tokens(rows), **lineage}  # fmt: skip
+    if cfg.student.lora:
+        require_peft()
+        meta["lora"] = cfg.student.lora.model_dump()
 
     ensure_ray(cfg.ray)
     tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}
@@ -162,7 +167,7 @@ def train_student(
     own_bar = progress is None
     if own_bar:
         say(f"training {fmt} student: {len(rows)} samples, {cfg.train.max_steps} steps on {cfg.train.num_workers} workers "
-            f"(DeepSpeed ZeRO-{cfg.train.zero_stage})")  # fmt: skip
+            f"(DeepSpeed ZeRO-{cfg.train.zero_stage}{f', LoRA r={cfg.student.lora.r}' if cfg.student.lora else ''})")  # fmt: skip
         progress = {"board": new_board(), "key": f"train {fmt}"}
     with tracking.tracked_run(cfg, stage="train", run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
         tracking.log_metrics({"train_samples": len(rows), "degree": degree or 0})

@@ -11,13 +11,14 @@ from pathlib import Path
 from rt_ray.config import SweepConfig
 
 # knob -> the config key a trial overrides
-KNOB_KEYS = {"lr": "train.lr", "max_steps": "train.max_steps", "student_model": "student.model"}
+KNOB_KEYS = {"lr": "train.lr", "max_steps": "train.max_steps", "student_model": "student.model", "lora_rank": "student.lora.r"}
 
 
 def search_space(sweep: SweepConfig) -> dict[str, list]:
     space: dict[str, list] = {"degree": sorted(set(sweep.degrees))}
     for knob, values in (("lr", sweep.lrs), ("max_steps", sweep.max_steps),
-                         ("student_model", sweep.student_models), ("train_size", sweep.train_sizes)):  # fmt: skip
+                         ("student_model", sweep.student_models), ("train_size", sweep.train_sizes),
+                         ("lora_rank", sweep.lora_ranks)):  # fmt: skip
         if values:
             space[knob] = list(values)
     return space

@@ -113,6 +113,10 @@ class ResponseCache:
         legacy = {p.stem for p in self.root.glob("??/*.json")}
         return len(self._index.keys() | legacy)
 
+    def indexed(self) -> int:
+        """Samples in the segments as last read; no rescan (``len`` rescans, and counts the old layout too)."""
+        return len(self._index)
+
     def files(self) -> int:
         """Files the cache holds (segments and old-layout entries): what a shared filesystem pays for."""
         return sum(1 for _ in self.segments.glob("*.log")) + sum(1 for _ in self.root.glob("??/*.json"))

@@ -39,6 +39,7 @@ class TeacherCaller:
             cache_only=cache_only,
         )
         self.plan = SamplingPlan(**plan)
+        self.client.import_sdk_in_background()
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         # Arrow in and out: pandas' conversions cost 35 us a question, a sixth of a cached question's work.

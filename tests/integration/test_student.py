@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 import torch
@@ -19,7 +20,7 @@ from rt_ray.student.stage import run_evaluate_stage, run_train_stage
 from rt_ray.student.train_loop import PROBE_TEXT
 from rt_ray.student.trainer import train_student
 from rt_ray.teacher.pipeline import generate
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.teacher.simulator import SimulatorProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,69 @@ def test_zero_stage_trains_and_exports_weights_that_from_pretrained_reloads(base
     with torch.no_grad():
         reloaded = model(input_ids=ids).logits.sum().item()
     assert reloaded == pytest.approx(result.metrics["export_check"], rel=1e-4, abs=1e-3)
+
+
+def test_gradient_checkpointing_trains_to_the_same_loss_curve_at_the_same_seed(base_tree, tmp_path):
+    curves = []
+    for checkpointing in (False, True):
+        tree = with_changes(base_tree, tmp_path / str(checkpointing),
+                            train={"zero_stage": 3, "max_steps": 20, "gradient_checkpointing": checkpointing})  # fmt: skip
+        curves.append(loss_history(tree, train_student(parse_config(tree)).mlflow_run_id))
+    plain, checkpointed = curves
+    assert len(plain) == 2 and plain[-1] < plain[0]
+    assert checkpointed == pytest.approx(plain, rel=1e-3), curves
+
+
+def probe_logit_sum(model, tokenizer) -> float:
+    ids = torch.tensor([tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        return model.eval()(input_ids=ids).logits.sum().item()
+
+
+def solve_over_http(model_dir: Path) -> httpx.Response:
+    """``model_dir`` served the way `rt-ray serve` serves it, asked one /v1/solve question."""
+    from ray import serve
+
+    from rt_ray.serve.app import app_from_config
+
+    port = free_port()
+    cfg = parse_config({"serve": {"model": str(model_dir), "port": port, "num_replicas": 1, "num_cpus": 0.5}})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(app_from_config(cfg), name="lora-student", route_prefix="/")
+        question = {"task": "coin_flip", "question": "A coin is heads up. Ann flips the coin. Is the coin still heads up?"}
+        return httpx.post(f"http://127.0.0.1:{port}/v1/solve", json=question, timeout=120)
+    finally:
+        serve.shutdown()
+
+
+@pytest.mark.parametrize("zero_stage, export", [(2, "adapter"), (3, "merged")])
+def test_a_lora_student_trains_only_adapters_under_zero_and_its_export_reloads_and_serves(base_tree, tmp_path, zero_stage, export):
+    from rt_ray.artifacts import load_student
+    from rt_ray.student.models import build_student
+
+    tree = with_changes(base_tree, tmp_path, train={"zero_stage": zero_stage, "lr": 0.01},
+                        student={"lora": {"r": 8, "alpha": 16, "export": export}})  # fmt: skip
+    result = train_student(parse_config(tree))
+    losses = loss_history(tree, result.mlflow_run_id)
+    assert losses[-1] < losses[0], f"loss goes down: {losses}"
+    assert 0 < result.metrics["trainable_params"] < 0.1 * result.metrics["total_params"]
+    assert (result.model_dir / "adapter_config.json").is_file() == (export == "adapter")
+
+    model, tokenizer, meta = load_student(result.model_dir)  # the adapter folded in, either way
+    assert probe_logit_sum(model, tokenizer) == pytest.approx(result.metrics["export_check"], rel=1e-4, abs=1e-3)
+    if export == "merged":  # plain Hugging Face weights: any from_pretrained reader takes them
+        plain = AutoModelForCausalLM.from_pretrained(result.model_dir)
+        assert probe_logit_sum(plain, tokenizer) == pytest.approx(result.metrics["export_check"], rel=1e-4, abs=1e-3)
+    base = build_student(meta["spec"], seed=0)[0].state_dict()
+    trained = model.state_dict()
+    adapted = {k for k in base if k.endswith("c_attn.weight")}  # peft's default target for GPT-2
+    assert all(torch.equal(trained[k], base[k]) for k in base if k not in adapted and k in trained)
+    assert not any(torch.equal(trained[k], base[k]) for k in adapted)
+
+    response = solve_over_http(result.model_dir)
+    assert response.status_code == 200, response.text
+    assert response.json()["raw"]
 
 
 def test_encoder_decoder_student_trains_and_evaluates(base_tree, tmp_path):

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -5,7 +7,7 @@ from rt_ray.config import StudentConfig, TrainConfig
 from rt_ray.student.data import IGNORE_INDEX, pad_batch, supervised_tokens, tokenize_pair, training_pairs
 from rt_ray.student.deepspeed_config import build_deepspeed_config, warmup_then_linear_decay
 from rt_ray.artifacts import load_student
-from rt_ray.student.models import build_student, save_student, student_spec, train_tokenizer
+from rt_ray.student.models import build_student, enable_gradient_checkpointing, save_student, student_spec, train_tokenizer
 from rt_ray.tasks.base import Sample
 
 TEXTS = ["A coin is heads up. Ann flips the coin. Is the coin still heads up? ### Ann flips it. --> no"] * 20
@@ -100,3 +102,80 @@ def test_typical_output_tokens_is_the_99th_percentile_target_length_plus_a_margi
     assert typical_output_tokens(rows) == 100 + 8
     assert typical_output_tokens(rows[:10], quantile=0.5, margin=0) == 6
     assert typical_output_tokens([]) == 8
+
+
+def losses_and_saved_bytes(spec: dict, batch: dict, checkpointing: bool, steps: int = 4) -> tuple[list[float], int]:
+    """Loss of each of ``steps`` AdamW steps from the same seed, and the bytes autograd saved for the
+    backward pass of the first step (what gradient checkpointing exists to cut)."""
+    model, _ = build_student(spec, seed=0)
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+    model.train()  # dropout on: checkpointing must recompute it with the same masks
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses, saved = [], []
+
+    def keep(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    torch.manual_seed(1)
+    for step in range(steps):
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t) if step == 0 else contextlib.nullcontext():
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses, sum(saved)
+
+
+@pytest.mark.parametrize("arch", ["decoder", "encoder-decoder"])
+def test_gradient_checkpointing_keeps_the_loss_curve_and_saves_fewer_activations(arch):
+    spec = student_spec(StudentConfig(arch=arch, tiny_hidden=64, tiny_layers=4, tiny_heads=4, tiny_vocab=300), texts=TEXTS)
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    rows = [tokenize_pair(tokenizer, TEXTS[0].split(" ###")[0] + " ###", TEXTS[0].split("###")[1], arch, 128)] * 8
+    batch = pad_batch(rows, tokenizer.pad_token_id)
+    plain_losses, plain_bytes = losses_and_saved_bytes(spec, batch, checkpointing=False)
+    checkpointed_losses, checkpointed_bytes = losses_and_saved_bytes(spec, batch, checkpointing=True)
+    assert checkpointed_losses == pytest.approx(plain_losses, rel=1e-5)
+    assert plain_losses[-1] < plain_losses[0]
+    assert checkpointed_bytes < 0.6 * plain_bytes, (checkpointed_bytes, plain_bytes)
+
+
+@pytest.mark.parametrize("arch", ["decoder", "encoder-decoder"])
+def test_a_lora_student_trains_only_its_adapters_and_both_exports_reload_to_the_same_logits(arch, tmp_path):
+    from rt_ray.config import LoraSettings
+    from rt_ray.student.models import add_lora, parameter_counts, save_lora_student
+
+    pytest.importorskip("peft")
+    spec = student_spec(StudentConfig(arch=arch, tiny_hidden=32, tiny_layers=2, tiny_heads=2, tiny_vocab=300), texts=TEXTS)
+    lora = LoraSettings(r=4).model_dump()
+    model, tokenizer = build_student(spec, seed=3)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    model = add_lora(model, lora, arch)
+    counts = parameter_counts(model)
+    assert 0 < counts["trainable_params"] < 0.2 * counts["total_params"]
+    rows = [tokenize_pair(tokenizer, "A coin is heads up. ###", " Ann flips it. --> no", arch, 64)] * 4
+    batch = pad_batch(rows, tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    trained = model.state_dict()
+    changed = {k for k, v in trained.items() if "lora_" not in k and not torch.equal(v, base[k.replace("base_model.model.", "").replace(".base_layer", "")])}
+    assert not changed, f"only adapters change: {sorted(changed)[:3]}"
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in trained.items())  # B starts at 0
+
+    model.eval()
+    ids = torch.tensor([tokenizer("A coin is heads up.", add_special_tokens=False)["input_ids"]])
+    inputs = {"input_ids": ids} if arch == "decoder" else {"input_ids": ids, "labels": ids}
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    for merged in (True, False):
+        folder = tmp_path / f"merged-{merged}"
+        save_lora_student(model, tokenizer, folder, {"arch": arch, "spec": spec}, trained, spec, 3, lora, merged=merged)
+        assert (folder / "adapter_config.json").is_file() != merged
+        reloaded, _, _ = load_student(folder)
+        with torch.no_grad():
+            assert torch.allclose(reloaded.eval()(**inputs).logits, expected, atol=1e-4)

@@ -1,4 +1,6 @@
-from rt_ray.config import SweepConfig
+import json
+
+from rt_ray.config import RtRayConfig, SweepConfig, apply_override, parse_config
 from rt_ray.sweep.space import other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_overrides
 
 
@@ -14,6 +16,16 @@ def test_trial_overrides_map_knobs_to_config_keys():
         "train.lr=0.001",
         "student.model=gpt2",
     ]
+
+
+def test_a_lora_rank_knob_turns_lora_on_in_a_config_without_it():
+    assert search_space(SweepConfig(degrees=[1], lora_ranks=[4, 16]))["lora_rank"] == [4, 16]
+    tree = json.loads(RtRayConfig().model_dump_json())
+    assert tree["student"]["lora"] is None
+    for assignment in trial_overrides({"degree": 1, "lora_rank": 4}):
+        apply_override(tree, assignment)
+    lora = parse_config(tree).student.lora
+    assert lora is not None and lora.r == 4 and lora.export == "merged"
 
 
 def test_results_are_ranked_best_first():
