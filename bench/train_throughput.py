@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rt_ray.config import parse_config
-from rt_ray.student.data import pad_batch, tokenize_pair, training_pairs
+from rt_ray.student.data import pad_batch, token_table, tokenize_pair, training_pairs
 from rt_ray.student.models import build_student, load_tokenizer, student_spec
 from rt_ray.student.trainer import fit, training_run_config
 from rt_ray.tasks.generated import load_coin_flip
@@ -78,7 +78,7 @@ def main() -> None:
 
         ray.init(include_dashboard=False)
         loop_config = training_run_config(cfg, spec, {"arch": "decoder", "format": "ft_cot"}, None, None)
-        result = fit(cfg, rows, loop_config, name="bench")
+        result = fit(cfg, token_table(rows), loop_config, name="bench")
         ray_tokens_per_s = result.metrics["tokens_per_s"]
         ray.shutdown()
         bare_tokens_per_s = bare_loop(spec, rows, args.steps, 2 * args.batch_per_worker, cfg.train.lr, threads=2)

@@ -171,6 +171,10 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory for a large student, ~30 % more compute"
     )
+    stream_above_samples: int = Field(
+        200_000, ge=0, description="above this many samples each worker streams its shard from Ray Data (memory "
+        "flat in the set's size); at or below it a worker holds its shard in memory (one Ray Data pass, faster)")  # fmt: skip
+    shuffle_buffer: int = Field(10_000, gt=0, description="samples in a streaming worker's local shuffle buffer")
     seed: int = 0
     checkpoint_every_steps: int = Field(100, gt=0)
     max_failures: int = Field(2, ge=0)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from rt_ray.student.formats import Arch, ft_cot_sample, vanilla_sample
 from rt_ray.tasks.base import Sample
 
@@ -42,13 +46,54 @@ def tokenize_pair(tokenizer, source: str, target: str, arch: Arch, max_length: i
     return {"input_ids": (source_ids + [eos])[:max_length], "labels": target_ids[:max_length]}
 
 
-def typical_output_tokens(rows: list[dict], quantile: float = 0.99, margin: int = 8) -> int:
+TOKEN_SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32()))])
+
+
+def token_table(rows: Iterable[dict]) -> pa.Table:
+    """Tokenized samples as Arrow int32 lists: ~0.8 KB per 200-token sample, against ~7 KB as Python ints."""
+    rows = list(rows)
+    return pa.table({name: pa.array([r[name] for r in rows], TOKEN_SCHEMA.field(name).type) for name in TOKEN_SCHEMA.names},
+                    schema=TOKEN_SCHEMA)  # fmt: skip
+
+
+def tokenized_table(tokenizer, pairs: list[tuple[str, str]], arch: Arch, max_length: int, chunk: int = 10_000) -> pa.Table:
+    """``pairs`` tokenized ``chunk`` at a time into one Arrow table: the driver never holds every sample as lists."""
+    tables = [
+        token_table(tokenize_pair(tokenizer, source, target, arch, max_length) for source, target in pairs[start : start + chunk])
+        for start in range(0, len(pairs), chunk)
+    ]
+    return pa.concat_tables(tables) if tables else TOKEN_SCHEMA.empty_table()
+
+
+def target_lengths(table: pa.Table) -> np.ndarray:
+    """Each sample's supervised tokens (labels that are not IGNORE_INDEX), EOS included."""
+    labels = table["labels"].combine_chunks()
+    supervised = pc.not_equal(labels.flatten(), IGNORE_INDEX).to_numpy(zero_copy_only=False)
+    return np.bincount(pc.list_parent_indices(labels).to_numpy(), weights=supervised, minlength=len(labels)).astype(int)
+
+
+def typical_output_tokens(lengths, quantile: float = 0.99, margin: int = 8) -> int:
     """Room for the student's typical output: the 99th percentile of its training targets' token
-    counts (EOS included) plus a margin. Serving uses it as the default max_tokens."""
-    lengths = sorted(sum(1 for label in row["labels"] if label != IGNORE_INDEX) for row in rows)
+    counts (``target_lengths``) plus a margin. Serving uses it as the default max_tokens."""
+    lengths = sorted(int(n) for n in lengths)
     if not lengths:
         return margin
     return lengths[min(len(lengths) - 1, int(quantile * len(lengths)))] + margin
+
+
+def pad_arrays(batch: dict[str, np.ndarray], pad_id: int):
+    """``pad_batch`` for a streamed batch (Ray Data's numpy format: a column of token-id arrays)."""
+    import torch
+
+    ids, labels = batch["input_ids"], batch["labels"]
+    width, label_width = max(len(s) for s in ids), max(len(s) for s in labels)  # apart for an encoder-decoder
+    padded = {"input_ids": np.full((len(ids), width), pad_id, np.int64), "attention_mask": np.zeros((len(ids), width), np.int64),
+              "labels": np.full((len(ids), label_width), IGNORE_INDEX, np.int64)}  # fmt: skip
+    for row, (sequence, target) in enumerate(zip(ids, labels)):
+        padded["input_ids"][row, : len(sequence)] = sequence
+        padded["attention_mask"][row, : len(sequence)] = 1
+        padded["labels"][row, : len(target)] = target
+    return {name: torch.from_numpy(array) for name, array in padded.items()}
 
 
 def pad_batch(rows: list[dict], pad_id: int):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +55,6 @@ def train_func(config: dict) -> None:
 
     from rt_ray import tracking
     from rt_ray.progress import post_progress
-    from rt_ray.student.data import pad_batch
     from rt_ray.student.deepspeed_config import warmup_then_linear_decay
     from rt_ray.student.models import (add_lora, build_student, enable_gradient_checkpointing, parameter_counts,
                                        save_lora_student, save_student)  # fmt: skip
@@ -103,12 +103,15 @@ def train_func(config: dict) -> None:
         counts = torch.tensor([float(tokens), float(sum(losses)), float(len(losses))])
         dist.all_reduce(counts)  # every worker's tokens and loss, not just rank 0's
         elapsed = time.perf_counter() - window_start
+        peak_rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])  # KB on Linux
+        dist.all_reduce(peak_rss, op=dist.ReduceOp.MAX)  # the largest worker's
         metrics = {
             "step": step,
             "loss": counts[1].item() / max(1.0, counts[2].item()),
             "tokens_per_s": counts[0].item() / max(elapsed, 1e-9),
             "lr": scheduler.get_last_lr()[0],
             "train_time_s": time.perf_counter() - run_start,
+            "worker_peak_rss_mb": peak_rss.item(),
             **parameters,
         }
         losses, tokens, window_start = [], 0, time.perf_counter()
@@ -130,45 +133,79 @@ def train_func(config: dict) -> None:
                     tracking.log_metrics_to_run(config["tracking_uri"], config["mlflow_run_id"], metrics, step)
             ray.train.report(metrics, checkpoint=saved)
 
-    # One Ray Data pass fills this worker's shard into memory (token ids: small next to the model);
-    # every epoch after it is a seeded reshuffle in memory. Re-reading the shard each epoch cost a
-    # Ray Data execution (3-4 s) per epoch, and one fixed order put a question's D rationales in the
-    # same batch every epoch.
-    rows = [{"input_ids": list(r["input_ids"]), "labels": list(r["labels"])} for r in shard.iter_rows()]
-    if not rows:
-        raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
-    shuffler = random.Random(config["seed"] * 1009 + rank)
+    if config.get("stream"):
+        batches = streamed_batches(shard, config, tokenizer.pad_token_id, rank)
+    else:
+        batches = in_memory_batches(shard, config, tokenizer.pad_token_id, rank)
     # Rank 0 posts to the driver's progress bar about once a second (fire and forget).
     progress = config.get("progress") if rank == 0 else None
     posted_at, tokens_since_post, recent_loss = time.perf_counter(), 0, None
     post_progress(progress, phase="training", step=step, max_steps=max_steps)
-    while step < max_steps:
+    for padded in batches:
+        batch = {key: value.to(device) for key, value in padded.items()}
+        loss = engine(**batch).loss
+        engine.backward(loss)
+        engine.step()
+        micro += 1
+        losses.append(loss.item())
+        recent_loss = losses[-1] if recent_loss is None else 0.9 * recent_loss + 0.1 * losses[-1]
+        batch_tokens = int(batch["attention_mask"].sum())
+        tokens += batch_tokens
+        tokens_since_post += batch_tokens
+        if micro % accumulation:
+            continue
+        step += 1
+        now = time.perf_counter()
+        if progress and (now - posted_at >= 1.0 or step >= max_steps):
+            # rank 0's own rate times the workers: the all-reduced figure comes with each checkpoint
+            post_progress(progress, step=step, loss=recent_loss, tokens_per_s=tokens_since_post * world / max(now - posted_at, 1e-9))
+            posted_at, tokens_since_post = now, 0
+        if step % config["checkpoint_every_steps"] == 0 and step < max_steps:
+            report(final=False)
+        if step >= max_steps:
+            break
+    report(final=True)
+
+
+def in_memory_batches(shard, config: dict, pad_id: int, rank: int):
+    """Padded batches, epoch after epoch, from the shard held in memory. One Ray Data pass fills it
+    (token ids: small next to the model for a set of up to train.stream_above_samples); every epoch
+    after it is a seeded reshuffle in memory. Re-reading the shard each epoch cost a Ray Data
+    execution (3-4 s) per epoch, and one fixed order put a question's D rationales in the same batch
+    every epoch."""
+    from rt_ray.student.data import pad_batch
+
+    rows = [{"input_ids": list(r["input_ids"]), "labels": list(r["labels"])} for r in shard.iter_rows()]
+    if not rows:
+        raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
+    shuffler = random.Random(config["seed"] * 1009 + rank)
+    while True:
         shuffler.shuffle(rows)
         for start in range(0, len(rows), config["batch_size"]):
-            padded = pad_batch(rows[start : start + config["batch_size"]], tokenizer.pad_token_id)
-            batch = {key: value.to(device) for key, value in padded.items()}
-            loss = engine(**batch).loss
-            engine.backward(loss)
-            engine.step()
-            micro += 1
-            losses.append(loss.item())
-            recent_loss = losses[-1] if recent_loss is None else 0.9 * recent_loss + 0.1 * losses[-1]
-            batch_tokens = int(batch["attention_mask"].sum())
-            tokens += batch_tokens
-            tokens_since_post += batch_tokens
-            if micro % accumulation:
-                continue
-            step += 1
-            now = time.perf_counter()
-            if progress and (now - posted_at >= 1.0 or step >= max_steps):
-                # rank 0's own rate times the workers: the all-reduced figure comes with each checkpoint
-                post_progress(progress, step=step, loss=recent_loss, tokens_per_s=tokens_since_post * world / max(now - posted_at, 1e-9))
-                posted_at, tokens_since_post = now, 0
-            if step % config["checkpoint_every_steps"] == 0 and step < max_steps:
-                report(final=False)
-            if step >= max_steps:
-                break
-    report(final=True)
+            yield pad_batch(rows[start : start + config["batch_size"]], pad_id)
+
+
+def streamed_batches(shard, config: dict, pad_id: int, rank: int):
+    """Padded batches, epoch after epoch, streamed from the shard: token ids stay Arrow/numpy arrays
+    and a local shuffle buffer mixes them, so the worker's memory does not grow with the set."""
+    from functools import partial
+
+    from rt_ray.student.data import pad_arrays
+
+    epoch = 0
+    while True:
+        seen = 0
+        for batch in shard.iter_torch_batches(
+            batch_size=config["batch_size"],
+            local_shuffle_buffer_size=config["shuffle_buffer"],
+            local_shuffle_seed=config["seed"] * 1009 + rank * 101 + epoch,
+            collate_fn=partial(pad_arrays, pad_id=pad_id),
+        ):
+            seen += 1
+            yield batch
+        if not seen:
+            raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
+        epoch += 1
 
 
 PROBE_TEXT = "A coin is heads up."

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rt_ray.config import RtRayConfig
-from rt_ray.student.data import tokenize_pair, training_pairs, typical_output_tokens
+from rt_ray.student.data import target_lengths, tokenized_table, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
 from rt_ray.tasks import load_task_data
@@ -51,7 +51,7 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
 
 
 def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None,
-                        progress: dict | None = None) -> dict:  # fmt: skip
+                        progress: dict | None = None, num_samples: int = 0) -> dict:  # fmt: skip
     from rt_ray.tracking import resolve_tracking_uri
 
     train = cfg.train
@@ -61,6 +61,7 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
         "lr": train.lr, "batch_size": train.batch_size, "max_steps": train.max_steps,
         "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
         "gradient_checkpointing": train.gradient_checkpointing,
+        "stream": num_samples > train.stream_above_samples, "shuffle_buffer": train.shuffle_buffer,
         "lora": cfg.student.lora.model_dump() if cfg.student.lora else None,
         "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
         "resume_from": str(Path(resume_from).resolve()) if resume_from else None,
@@ -68,9 +69,18 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
     }  # fmt: skip
 
 
-def fit(cfg: RtRayConfig, rows: list[dict], loop_config: dict, name: str):
-    """Ray Train + DeepSpeed over the tokenized rows; returns Ray Train's Result."""
+def samples_dataset(samples, rows_per_block: int = 10_000):
+    """The token table as a Ray Data dataset in blocks of ``rows_per_block``. from_blocks, not from_arrow:
+    from_arrow reads the blocks' metadata in a Ray task of 1 CPU, which inside a sweep's trial (a
+    placement group of 0 CPUs that captures its child tasks) never gets scheduled."""
     import ray
+
+    blocks = [samples.slice(start, rows_per_block) for start in range(0, len(samples), rows_per_block)]
+    return ray.data.from_blocks(blocks or [samples])
+
+
+def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str):
+    """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -88,7 +98,7 @@ def fit(cfg: RtRayConfig, rows: list[dict], loop_config: dict, name: str):
             failure_config=FailureConfig(max_failures=train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
-        datasets={"train": ray.data.from_items(rows)},
+        datasets={"train": samples_dataset(samples)},
     )
     return fit_off_the_main_thread(trainer)
 
@@ -152,10 +162,10 @@ def train_student(
     output_dir = Path(output_dir or cfg.train.output_dir)
     pairs, spec, lineage = prepare_training(cfg, fmt, degree, held_out)
     tokenizer = load_tokenizer(spec)
-    rows = [tokenize_pair(tokenizer, s, t, cfg.student.arch, cfg.student.max_length) for s, t in pairs]
+    samples = tokenized_table(tokenizer, pairs, cfg.student.arch, cfg.student.max_length)
     # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
     meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
-            "default_max_tokens": typical_output_tokens(rows), **lineage}  # fmt: skip
+            "default_max_tokens": typical_output_tokens(target_lengths(samples)), **lineage}  # fmt: skip
     if cfg.student.lora:
         require_peft()
         meta["lora"] = cfg.student.lora.model_dump()
@@ -166,14 +176,14 @@ def train_student(
     run_name = run_name or f"{cfg.run_name}-{fmt}"
     own_bar = progress is None
     if own_bar:
-        say(f"training {fmt} student: {len(rows)} samples, {cfg.train.max_steps} steps on {cfg.train.num_workers} workers "
+        say(f"training {fmt} student: {len(samples)} samples, {cfg.train.max_steps} steps on {cfg.train.num_workers} workers "
             f"(DeepSpeed ZeRO-{cfg.train.zero_stage}{f', LoRA r={cfg.student.lora.r}' if cfg.student.lora else ''})")  # fmt: skip
         progress = {"board": new_board(), "key": f"train {fmt}"}
     with tracking.tracked_run(cfg, stage="train", run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
-        tracking.log_metrics({"train_samples": len(rows), "degree": degree or 0})
-        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress)
+        tracking.log_metrics({"train_samples": len(samples), "degree": degree or 0})
+        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress, num_samples=len(samples))
         with watch_board(progress["board"]) if own_bar else nullcontext():
-            result = fit(cfg, rows, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
+            result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
         if result.error is not None:
             raise result.error
         model_dir = output_dir / "model"
@@ -181,6 +191,6 @@ def train_student(
             shutil.rmtree(model_dir)
         with result.checkpoint.as_directory() as directory:
             shutil.copytree(directory, model_dir)
-        metrics = {**result.metrics, "train_samples": len(rows), "wall_s": time.monotonic() - started}
+        metrics = {**result.metrics, "train_samples": len(samples), "wall_s": time.monotonic() - started}
         tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
     return TrainResult(model_dir, metrics, spec, lineage, run_id)

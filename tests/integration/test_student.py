@@ -141,7 +141,8 @@ def test_a_lora_student_trains_only_adapters_under_zero_and_its_export_reloads_a
 
 
 def test_encoder_decoder_student_trains_and_evaluates(base_tree, tmp_path):
-    tree = with_changes(base_tree, tmp_path, student={"arch": "encoder-decoder"}, train={"max_steps": 20})
+    # Streamed from the Ray Data shard (a set above stream_above_samples), not held in memory.
+    tree = with_changes(base_tree, tmp_path, student={"arch": "encoder-decoder"}, train={"max_steps": 20, "stream_above_samples": 0})
     cfg = parse_config(tree)
     result = train_student(cfg)
     losses = loss_history(tree, result.mlflow_run_id)

@@ -96,12 +96,30 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 
 def test_typical_output_tokens_is_the_99th_percentile_target_length_plus_a_margin():
-    from rt_ray.student.data import IGNORE_INDEX, typical_output_tokens
+    from rt_ray.student.data import IGNORE_INDEX, target_lengths, token_table, typical_output_tokens
 
-    rows = [{"labels": [IGNORE_INDEX] * 5 + [1] * n} for n in range(1, 101)]  # targets of 1..100 tokens
-    assert typical_output_tokens(rows) == 100 + 8
-    assert typical_output_tokens(rows[:10], quantile=0.5, margin=0) == 6
+    rows = [{"input_ids": [1] * (5 + n), "labels": [IGNORE_INDEX] * 5 + [1] * n} for n in range(1, 101)]  # targets of 1..100 tokens
+    lengths = target_lengths(token_table(rows))
+    assert list(lengths) == list(range(1, 101))
+    assert typical_output_tokens(lengths) == 100 + 8
+    assert typical_output_tokens(lengths[:10], quantile=0.5, margin=0) == 6
     assert typical_output_tokens([]) == 8
+
+
+def test_the_token_table_holds_the_tokenized_pairs_and_streamed_batches_pad_like_pad_batch(tokenizer):
+    import numpy as np
+
+    from rt_ray.student.data import pad_arrays, tokenized_table
+
+    pairs = [("Q? ###", " r --> no"), ("A longer question? ###", " a longer rationale --> yes")] * 3
+    table = tokenized_table(tokenizer, pairs, "decoder", max_length=64, chunk=4)  # two chunks
+    rows = [tokenize_pair(tokenizer, s, t, "decoder", 64) for s, t in pairs]
+    assert table.to_pylist() == rows and str(table.schema.field("input_ids").type) == "list<item: int32>"
+    for arch in ("decoder", "encoder-decoder"):  # an encoder-decoder's labels are longer than its inputs here
+        rows = [tokenize_pair(tokenizer, s, t, arch, 64) for s, t in pairs]
+        streamed = {name: np.array([np.array(r[name], np.int32) for r in rows], dtype=object) for name in ("input_ids", "labels")}
+        expected = pad_batch(rows, tokenizer.pad_token_id)
+        assert all(torch.equal(pad_arrays(streamed, tokenizer.pad_token_id)[k], expected[k]) for k in expected)
 
 
 def losses_and_saved_bytes(spec: dict, batch: dict, checkpointing: bool, steps: int = 4) -> tuple[list[float], int]:
