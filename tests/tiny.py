@@ -46,7 +46,7 @@ def train_coin_flip_student(directory: Path, steps: int = 500) -> tuple[Path, li
     import torch
 
     from rt_ray.config import StudentConfig
-    from rt_ray.student.data import pad_batch, tokenize_pair, typical_output_tokens
+    from rt_ray.student.data import pad_batch, target_lengths, token_table, tokenize_pair, typical_output_tokens
     from rt_ray.student.formats import ft_cot_sample
     from rt_ray.student.models import build_student, save_student, student_spec
     from rt_ray.tasks.generated import load_coin_flip
@@ -69,5 +69,5 @@ def train_coin_flip_student(directory: Path, steps: int = 500) -> tuple[Path, li
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
-    meta = {"arch": "decoder", "format": "ft_cot", "task": "coin_flip", "default_max_tokens": typical_output_tokens(rows)}
+    meta = {"arch": "decoder", "format": "ft_cot", "task": "coin_flip", "default_max_tokens": typical_output_tokens(target_lengths(token_table(rows)))}
     return save_student(model.eval(), tokenizer, directory, meta), held_out
