@@ -9,8 +9,8 @@ interrupted while it is not finished; complete | complete_with_failures when it 
 the teacher stage; read by the student, sweep and experiment stages.
 
 A student model folder: Hugging Face weights and tokenizer plus ``rt_ray_student.json`` (arch,
-format, task, default_max_tokens, ...). Written by the student stage; read by evaluation, Serve and
-tracking (which logs it to MLflow without importing the student stage).
+format, task, default_max_tokens, ...), in a local folder or at an object-store URI. Written by the
+student stage; read by evaluation, Serve and tracking (which logs it to MLflow without importing the student stage).
 """
 
 from __future__ import annotations
@@ -96,11 +96,14 @@ def auto_model_class(arch: str):
 
 
 def load_student(path: str | Path):
-    """(model, tokenizer, meta) of a student model folder; an adapter folder's model comes with its
-    adapter folded into the base, so every reader (evaluation, Serve, MLflow) gets plain weights."""
+    """(model, tokenizer, meta) of a student model folder, local or at a URI (downloaded once per node);
+    an adapter folder's model comes with its adapter folded into the base, so every reader
+    (evaluation, Serve, MLflow) gets plain weights."""
     from transformers import AutoTokenizer
 
-    path = Path(path)
+    from rt_ray.storage import fetched
+
+    path = fetched(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")

@@ -298,7 +298,7 @@ def train(
 def evaluate(
     config: Optional[Path] = ConfigOption,
     set_: Optional[List[str]] = SetOption,
-    model: Optional[Path] = typer.Option(None, help="Trained student directory; default train.output_dir/model."),
+    model: Optional[str] = typer.Option(None, help="Trained student folder or its URI (s3://...); default train.output_dir/model."),
     baselines: bool = typer.Option(True, help="Also measure the zero-shot student and a vanilla fine-tune."),
     verbose: bool = VerboseOption,
 ) -> None:

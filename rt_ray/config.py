@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from rt_ray.storage import is_remote
 
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key or value at fault."""
+
+
+def _output_location(value: Any) -> Any:
+    """A URI (``s3://bucket/prefix``) stays a string; anything else is a local path."""
+    return value if isinstance(value, str) and is_remote(value) else Path(value)
+
+
+# Where a stage writes: a local folder, or an object-store URI its files are uploaded to (rt_ray/storage.py).
+OutputLocation = Annotated[Path | str, BeforeValidator(_output_location)]
 
 
 class Section(BaseModel):
@@ -178,7 +189,7 @@ class TrainConfig(Section):
     seed: int = 0
     checkpoint_every_steps: int = Field(100, gt=0)
     max_failures: int = Field(2, ge=0)
-    output_dir: Path = Path("runs/default/student")
+    output_dir: OutputLocation = Path("runs/default/student")
 
 
 class SweepConfig(Section):
@@ -195,11 +206,11 @@ class SweepConfig(Section):
     metric: Literal["validation_accuracy", "test_accuracy"] = "validation_accuracy"
     validation_size: int = Field(50, gt=0, description="training questions held out to select on")
     max_concurrent_trials: int = Field(1, gt=0, description="trials at once; each also needs train.num_workers")
-    output_dir: Path = Path("runs/default/sweep")
+    output_dir: OutputLocation = Path("runs/default/sweep")
 
 
 class ServeConfig(Section):
-    # A trained student folder, an MLflow model URI (models:/<name>@champion) or a hub name;
+    # A trained student folder (local, or a URI: s3://bucket/run/model), an MLflow model URI (models:/<name>@champion) or a hub name;
     # None serves train.output_dir/model.
     model: str | None = None
     model_name: str = Field("rt-ray-student", description="the id /v1/models reports and requests name")
@@ -258,7 +269,7 @@ class ExperimentConfig(Section):
     tasks: dict[str, dict[str, Any]] = {}
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="student seeds (init and data order)")
     degrees: list[int] = Field([1, 4], min_length=1, description="Fine-tune-CoT degrees D; 1 is greedy-like Fine-tune-CoT")
-    output_dir: Path = Path("runs/default/experiment")
+    output_dir: OutputLocation = Path("runs/default/experiment")
 
     @model_validator(mode="after")
     def _degrees_positive(self) -> "ExperimentConfig":

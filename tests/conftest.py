@@ -1,8 +1,10 @@
-"""Shared fixtures: one local Ray cluster per test session, the teacher simulator, paths."""
+"""Shared fixtures: one local Ray cluster per test session, a local S3 server, paths."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,40 @@ def bigbench_dir() -> Path:
     return SHARED_BIGBENCH
 
 
+S3_BUCKET = "rt-ray-it"
+S3_SECRET = "rt-ray-test-secret-key"  # what must never show up in a log, MLflow or a checkpoint
+
+
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the whole session; subprocess drivers join it through RAY_ADDRESS."""
+def s3_bucket(tmp_path_factory) -> str:
+    """``s3://rt-ray-it`` on a local S3-compatible server (moto's standalone server: real HTTP, no patched
+    client). Its endpoint and credentials go into this session's environment before the Ray cluster
+    starts, so every Ray worker finds them where a cluster node's environment would hold them."""
+    import pyarrow.fs as pafs
+
+    from rt_ray.teacher.simulator import free_port
+    from tests.processes import wait_for
+
+    port, root = free_port(), tmp_path_factory.mktemp("s3")
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(root / "moto.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="rt-ray-test", AWS_SECRET_ACCESS_KEY=S3_SECRET,
+                      AWS_DEFAULT_REGION="us-east-1", RT_RAY_STAGING_DIR=str(root / "staging"))  # fmt: skip
+    try:
+        wait_for(f"{endpoint}/moto-api/", 60, "the local S3 server")
+        pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True).create_dir(S3_BUCKET)
+        yield f"s3://{S3_BUCKET}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_bucket):
+    """One local Ray cluster for the whole session; subprocess drivers join it through RAY_ADDRESS.
+    It starts after the S3 server, whose endpoint and credentials its workers inherit."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import httpx
 import psutil
 
 # Process command lines that belong to an rt-ray run: a Ray cluster, its workers, Serve, the simulator.
@@ -69,3 +71,43 @@ def resume_args(console: str) -> list[str]:
     words = shlex.split(line.split(" (full log:", 1)[0])
     assert words[0] == "rt-ray", words
     return words[1:]
+
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(url: str, timeout_s: float, what: str, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not come up at {url} within {timeout_s:.0f} s")
+
+
+# Ray 2.59+ turns token authentication on for local clusters; the head and every client of it
+# (`ray job submit`, `serve deploy`) share one token, as on a real cluster.
+HEAD_TOKEN = secrets.token_hex(32)
+
+
+def outside_env() -> dict:
+    """The environment of a user's shell: not joined to the test session's own Ray cluster, not
+    pointed at a store of the session's (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI), and
+    holding the `ray start` head's token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": HEAD_TOKEN}
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from rt_ray.config import ConfigError, RtRayConfig, parse_config, set_dotted
+from rt_ray.storage import join, local_dir
 from rt_ray.sweep.space import save_degree_plot
 
 TEACHER = "teacher"
@@ -34,11 +35,12 @@ def task_configs(base: RtRayConfig) -> dict[str, RtRayConfig]:
         tree = base.model_dump(mode="json")
         for dotted, value in (overrides or {}).items():
             set_dotted(tree, dotted, value, origin=f"experiment.tasks.{label}")
-        root = Path(exp.output_dir) / label
+        root = join(exp.output_dir, label)
         tree["run_name"] = f"{base.run_name}-{label}"
         tree["generation"]["degree"] = max(exp.degrees)  # every D trains on a prefix of these
-        tree["generation"]["output_dir"] = str(root / "teacher")
-        tree["train"]["output_dir"] = str(root / "student")
+        # The teacher's set stays on this node (its parts and cache are appended to); students may go to a URI.
+        tree["generation"]["output_dir"] = str(local_dir(root) / "teacher")
+        tree["train"]["output_dir"] = str(join(root, "student"))
         configs[label] = parse_config(tree, source=f"experiment.tasks.{label}")
     return configs
 

@@ -18,6 +18,7 @@ from rt_ray import tracking
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept
 from rt_ray.progress import bar
+from rt_ray.storage import join, local_dir, publish
 from rt_ray.experiment.plan import (
     TEACHER,
     findings,
@@ -31,6 +32,8 @@ from rt_ray.experiment.plan import (
 )
 
 RUNS_FILE = "runs.jsonl"
+PREDICTIONS_FILE = "predictions.jsonl"
+REPORT_FILES = ("summary.json", "findings.json", "results.md", "accuracy_vs_degree.png")
 STATE_FILE = "experiment_state.json"
 
 
@@ -40,11 +43,12 @@ def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -
     from rt_ray.student.trainer import prepare_training
 
     _, spec, _ = prepare_training(cfg, "ft_cot", max(cfg.experiment.degrees))
-    out = Path(cfg.train.output_dir) / f"zero_shot_s{seed}"
+    out = join(cfg.train.output_dir, f"zero_shot_s{seed}")
     with tracking.tracked_run(cfg, stage="evaluate", run_name=f"{label}-zero_shot-s{seed}", parent_run_id=parent_run_id,
                               tags={"rt_ray.method": "zero_shot", "rt_ray.seed": seed}) as run_id:  # fmt: skip
-        report, _ = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", out / "predictions.jsonl")
+        report, _ = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", local_dir(out) / PREDICTIONS_FILE)
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
+    publish(out, PREDICTIONS_FILE)
     return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": run_id}
 
 
@@ -54,10 +58,11 @@ def trained_run(cfg: RtRayConfig, label: str, method: str, seed: int, parent_run
     from rt_ray.student.trainer import train_student
 
     fmt, degree = ("vanilla", None) if method == "vanilla" else ("ft_cot", int(method.removeprefix("ft_cot_d")))
-    out = Path(cfg.train.output_dir) / f"{method}_s{seed}"
+    out = join(cfg.train.output_dir, f"{method}_s{seed}")
     result = train_student(cfg, fmt=fmt, degree=degree, output_dir=out, parent_run_id=parent_run_id,
                            run_name=f"{label}-{method}-s{seed}")  # fmt: skip
-    report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, out / "predictions.jsonl")
+    report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, local_dir(out) / PREDICTIONS_FILE)
+    publish(out, PREDICTIONS_FILE)
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
         tracking.set_tags({"rt_ray.method": method, "rt_ray.seed": seed})
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
@@ -92,7 +97,7 @@ def run_experiment(cfg: RtRayConfig) -> dict:
     cfg = cfg.with_absolute_paths()
     exp = cfg.experiment
     configs = task_configs(cfg)  # every task's config is checked before any work starts
-    out = Path(exp.output_dir)
+    out = local_dir(exp.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ensure_ray(cfg.ray)
     started = time.monotonic()
@@ -128,7 +133,7 @@ def run_experiment(cfg: RtRayConfig) -> dict:
 
 
 def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float) -> dict:
-    out = Path(cfg.experiment.output_dir)
+    out = local_dir(cfg.experiment.output_dir)
     summary = summarize(records)
     found = findings(summary, cfg.experiment.degrees)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -146,4 +151,5 @@ def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names:
         tracking.log_metrics({"last_run_wall_s": wall_s})
         for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
             tracking.log_artifact(path, artifact_path="report")
-    return {"summary": summary, "findings": found, "table": table, "report_dir": str(out), "parent_run_id": parent_run_id, "wall_s": wall_s}
+    publish(cfg.experiment.output_dir, *REPORT_FILES, RUNS_FILE, STATE_FILE)
+    return {"summary": summary, "findings": found, "table": table, "report_dir": str(cfg.experiment.output_dir), "parent_run_id": parent_run_id, "wall_s": wall_s}

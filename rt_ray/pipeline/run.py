@@ -22,6 +22,7 @@ from rt_ray.pipeline.report import accuracy_rows, accuracy_table, report_markdow
 from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
 from rt_ray.progress import say
 from rt_ray.records import forget_record, read_record, write_record
+from rt_ray.storage import local_dir
 
 
 class PipelineStopped(RuntimeError):
@@ -84,7 +85,7 @@ def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> di
         say(f"baselines: reusing the zero-shot and vanilla students measured with this config in {out}")
     else:
         eval_cfg = cfg.with_values(train={**champion.overrides, "output_dir": str(out)})
-        results = run_evaluate_stage(eval_cfg, model_dir=Path(champion.model_dir), baselines=True)["results"]
+        results = run_evaluate_stage(eval_cfg, model_dir=champion.model_dir, baselines=True)["results"]
         write_record(out, fingerprint, results)
     note_kept(f"baselines ({out})")
     results = dict(results)
@@ -170,7 +171,7 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
 
 
 def _sweep_markdown(cfg: RtRayConfig) -> str | None:
-    path = Path(cfg.sweep.output_dir) / "results.md"
+    path = local_dir(cfg.sweep.output_dir) / "results.md"
     return path.read_text() if cfg.pipeline.sweep and path.is_file() else None
 
 

@@ -27,12 +27,14 @@ from pydantic import SecretStr
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rt_ray.artifacts import META_FILE
 from rt_ray.config import ConfigError, RtRayConfig, ServeConfig, load_config
 from rt_ray.serve.model_process import ModelProcess
 from rt_ray.serve.schemas import (
     ChatRequest, CompletionRequest, RequestError, Sampling, SolveRequest, apply_stop, check_limits,
     completion_body, error_param, new_id, split_rationale,
 )  # fmt: skip
+from rt_ray.storage import is_remote, join, remote_files
 from rt_ray.student.formats import student_input
 from rt_ray.student.generation import Generated, PromptTooLong, encode_prompt, new_token_room
 from rt_ray.tasks.answers import FT_COT_PREFIX
@@ -284,6 +286,14 @@ def looks_local(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or source.count("/") > 1 or Path(source).exists()
 
 
+def has_student_folder(location: str) -> bool:
+    try:
+        return META_FILE in remote_files(location)
+    except OSError as error:  # no such bucket, no credentials: said in the error the caller raises
+        logger.warning("cannot list %s: %s", location, error)
+        return False
+
+
 def served_model_source(cfg: RtRayConfig) -> str:
     """serve.model; without one, what the last pipeline or sweep of this config produced: the
     registry's champion of student.registered_name, else the train stage's model folder."""
@@ -291,15 +301,19 @@ def served_model_source(cfg: RtRayConfig) -> str:
     from rt_ray.tracking import champion_uri
 
     if cfg.serve.model:
-        if looks_local(cfg.serve.model) and not Path(cfg.serve.model).expanduser().is_dir():
+        if is_remote(cfg.serve.model) and not has_student_folder(cfg.serve.model):
+            raise ConfigError(f"serve.model: no rt-ray student folder at {cfg.serve.model} (no {META_FILE})")
+        if not is_remote(cfg.serve.model) and looks_local(cfg.serve.model) and not Path(cfg.serve.model).expanduser().is_dir():
             raise ConfigError(f"serve.model: no model folder at {cfg.serve.model}")
         return cfg.serve.model
     champion = champion_uri(cfg.tracking, cfg.student.registered_name)
     if champion is not None:
         say(f"serving {champion}: the champion of the last pipeline or sweep of this config (set serve.model to choose)")
         return champion
-    folder = (Path(cfg.train.output_dir) / "model").resolve()
-    if folder.is_dir():
+    folder = join(cfg.train.output_dir, "model")
+    found = has_student_folder(folder) if is_remote(folder) else folder.is_dir()
+    folder = folder if is_remote(folder) else folder.resolve()
+    if found:
         say(f"serving {folder}: the train stage's student (set serve.model to choose)")
         return str(folder)
     raise ConfigError(

@@ -45,13 +45,14 @@ def load_served_student(source: str, tracking_uri: str | None):
     from transformers import AutoConfig, AutoTokenizer
 
     from rt_ray.artifacts import META_FILE, auto_model_class, load_student
+    from rt_ray.storage import is_remote
 
     meta: dict = {}
     if source.startswith(("models:/", "runs:/")):
         from rt_ray.tracking import load_logged_student
 
         model, tokenizer, meta = load_logged_student(source, tracking_uri)
-    elif (Path(source) / META_FILE).is_file():
+    elif is_remote(source) or (Path(source) / META_FILE).is_file():  # a student folder, here or at a URI
         model, tokenizer, meta = load_student(source)
     else:
         encoder_decoder = AutoConfig.from_pretrained(source).is_encoder_decoder

@@ -14,13 +14,15 @@ from rt_ray.config import RtRayConfig
 from rt_ray.student.evaluate import evaluate_student
 from rt_ray.artifacts import load_student
 from rt_ray.student.trainer import TrainResult, train_student
+from rt_ray.storage import join, local_dir, publish
 
 
 def run_train_stage(cfg: RtRayConfig, resume_from: str | None = None, parent_run_id: str | None = None) -> dict:
     """Fine-tune the configured student, evaluate it on the test split, log and register it."""
     result: TrainResult = train_student(cfg, resume_from=resume_from, parent_run_id=parent_run_id)
     fmt = cfg.student.format
-    predictions_path = Path(cfg.train.output_dir) / f"predictions_{fmt}.jsonl"
+    out = local_dir(cfg.train.output_dir)
+    predictions_path = out / f"predictions_{fmt}.jsonl"
     report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, mode=fmt, predictions_path=predictions_path)
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
@@ -28,25 +30,27 @@ def run_train_stage(cfg: RtRayConfig, resume_from: str | None = None, parent_run
         version = tracking.log_student_model(result.model_dir, cfg.student.registered_name)
     summary = {"format": fmt, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id,
                "registered_version": version, "train": result.metrics, "test": report}  # fmt: skip
-    (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    publish(cfg.train.output_dir, predictions_path.name, "summary.json")
     return summary
 
 
-def run_evaluate_stage(cfg: RtRayConfig, model_dir: Path | None = None, baselines: bool = True) -> dict:
+def run_evaluate_stage(cfg: RtRayConfig, model_dir: str | Path | None = None, baselines: bool = True) -> dict:
     """The trained student's test accuracy; with baselines, its zero-shot self and a vanilla fine-tune."""
-    model_dir = Path(model_dir or Path(cfg.train.output_dir) / "model")
+    model_dir = str(model_dir or join(cfg.train.output_dir, "model"))
     _, _, meta = load_student(model_dir)
-    out = Path(cfg.train.output_dir)
+    out = local_dir(cfg.train.output_dir)
     results = {}
     with tracking.tracked_run(cfg, stage="evaluate") as run_id:
-        report, _ = evaluate_student(cfg, {"path": str(model_dir)}, meta["format"], out / f"predictions_{meta['format']}.jsonl")
+        report, _ = evaluate_student(cfg, {"path": model_dir}, meta["format"], out / f"predictions_{meta['format']}.jsonl")
         results[meta["format"]] = report
         if baselines:
-            spec = json.loads((model_dir / "rt_ray_student.json").read_text()).get("spec")
-            zero_source = {"spec": spec, "seed": cfg.train.seed} if spec else {"path": str(model_dir)}
+            spec = meta.get("spec")
+            zero_source = {"spec": spec, "seed": cfg.train.seed} if spec else {"path": model_dir}
             results["zero_shot"], _ = evaluate_student(cfg, zero_source, "zero_shot", out / "predictions_zero_shot.jsonl")
             if meta["format"] != "vanilla":
-                vanilla = train_student(cfg, fmt="vanilla", output_dir=out / "vanilla", parent_run_id=run_id)
+                vanilla = train_student(cfg, fmt="vanilla", output_dir=join(cfg.train.output_dir, "vanilla"),
+                                        parent_run_id=run_id)  # fmt: skip
                 results["vanilla"], _ = evaluate_student(
                     cfg, {"path": str(vanilla.model_dir)}, "vanilla", out / "predictions_vanilla.jsonl"
                 )
@@ -55,4 +59,5 @@ def run_evaluate_stage(cfg: RtRayConfig, model_dir: Path | None = None, baseline
         for path in out.glob("predictions_*.jsonl"):
             tracking.log_artifact(path, artifact_path="eval")
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
+    publish(cfg.train.output_dir, "evaluation.json", *(p.name for p in out.glob("predictions_*.jsonl")))
     return {"mlflow_run_id": run_id, "results": results}

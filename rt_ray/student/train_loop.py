@@ -79,7 +79,9 @@ def train_func(config: dict) -> None:
         with checkpoint.as_directory() as directory:
             state = _load_checkpoint(model, directory)
     elif config.get("resume_from"):
-        state = _load_checkpoint(model, config["resume_from"])
+        from rt_ray.storage import fetched
+
+        state = _load_checkpoint(model, str(fetched(config["resume_from"])))
     start_step = state["step"]
     state["starts"] = state.get("starts", []) + [start_step]
 

@@ -5,7 +5,9 @@
     result = train_student(cfg)                  # TrainResult(model_dir, metrics, ...)
 
 Training runs on Ray Train (``TorchTrainer``) with DeepSpeed; the samples reach the workers as a
-Ray Data dataset (``get_dataset_shard``); the test split is never trained on.
+Ray Data dataset (``get_dataset_shard``); the test split is never trained on. With an object-store
+output (``train.output_dir: s3://...``), Ray Train keeps its checkpoints there and the exported model
+folder is uploaded beside them (rt_ray/storage.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
 from rt_ray.tasks import load_task_data
 from rt_ray.artifacts import file_sha256, read_finished_generation
+from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path
 
 
 class TrainingDataError(ValueError):
@@ -31,7 +34,7 @@ class TrainingDataError(ValueError):
 
 @dataclass
 class TrainResult:
-    model_dir: Path
+    model_dir: str | Path  # the exported model folder: a local path, or its URI under an object-store output
     metrics: dict
     spec: dict
     lineage: dict = field(default_factory=dict)
@@ -64,7 +67,7 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
         "stream": num_samples > train.stream_above_samples, "shuffle_buffer": train.shuffle_buffer,
         "lora": cfg.student.lora.model_dump() if cfg.student.lora else None,
         "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
-        "resume_from": str(Path(resume_from).resolve()) if resume_from else None,
+        "resume_from": resume_from if not resume_from or is_remote(resume_from) else str(Path(resume_from).resolve()),
         "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking), "progress": progress,
     }  # fmt: skip
 
@@ -79,8 +82,9 @@ def samples_dataset(samples, rows_per_block: int = 10_000):
     return ray.data.from_blocks(blocks or [samples])
 
 
-def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str):
-    """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``); returns Ray Train's Result."""
+def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str | Path):
+    """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``), its checkpoints under
+    ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -94,7 +98,7 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str):
         scaling_config=ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=name,
-            storage_path=str((Path(train.output_dir) / "ray_train").resolve()),
+            storage_path=ray_storage_path(output_dir, "ray_train"),
             failure_config=FailureConfig(max_failures=train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
@@ -144,7 +148,7 @@ def train_student(
     cfg: RtRayConfig,
     fmt: str | None = None,
     degree: int | None = None,
-    output_dir: Path | None = None,
+    output_dir: str | Path | None = None,
     resume_from: str | None = None,
     parent_run_id: str | None = None,
     held_out: set[str] | None = None,
@@ -159,7 +163,7 @@ def train_student(
     from rt_ray.progress import new_board, say, watch_board
 
     fmt = fmt or cfg.student.format
-    output_dir = Path(output_dir or cfg.train.output_dir)
+    output_dir = output_dir or cfg.train.output_dir
     pairs, spec, lineage = prepare_training(cfg, fmt, degree, held_out)
     tokenizer = load_tokenizer(spec)
     samples = tokenized_table(tokenizer, pairs, cfg.student.arch, cfg.student.max_length)
@@ -183,14 +187,15 @@ def train_student(
         tracking.log_metrics({"train_samples": len(samples), "degree": degree or 0})
         loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress, num_samples=len(samples))
         with watch_board(progress["board"]) if own_bar else nullcontext():
-            result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}")
+            result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}", output_dir=output_dir)
         if result.error is not None:
             raise result.error
-        model_dir = output_dir / "model"
+        model_dir = local_dir(output_dir) / "model"
         if model_dir.exists():
             shutil.rmtree(model_dir)
         with result.checkpoint.as_directory() as directory:
             shutil.copytree(directory, model_dir)
+        publish(output_dir, "model")
         metrics = {**result.metrics, "train_samples": len(samples), "wall_s": time.monotonic() - started}
         tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
-    return TrainResult(model_dir, metrics, spec, lineage, run_id)
+    return TrainResult(join(output_dir, "model"), metrics, spec, lineage, run_id)

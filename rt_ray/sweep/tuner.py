@@ -28,21 +28,24 @@ from rt_ray import tracking
 from rt_ray.config import RtRayConfig, apply_override, parse_config
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, new_board, post_progress, say, watch_board
-from rt_ray.records import forget_record, read_record, write_record
+from rt_ray.records import RECORD_FILE, forget_record, read_record, write_record
+from rt_ray.storage import join, local_dir, publish, ray_storage_path
 from rt_ray.sweep.space import (
     other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_count, trial_label, trial_overrides,
 )  # fmt: skip
 
 SWEEP_STATE = "sweep_state.json"
+SWEEP_REPORT = ("accuracy_vs_degree.png", "results.json", "results.md")
+PREDICTIONS_VALIDATION, PREDICTIONS_TEST = "predictions_validation.jsonl", "predictions_test.jsonl"
 RESULT_KEYS = ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")
 # What a trial's student depends on besides its knobs and the teacher's rationales.
 TRIAL_INPUTS = ("task", "student", "train", "sweep.validation_size")
 
 
-def trial_folder(cfg: RtRayConfig, knobs: dict, teacher_fingerprint: str) -> tuple[Path, str]:
-    """(the trial's folder, the fingerprint its record carries)."""
+def trial_folder(cfg: RtRayConfig, knobs: dict, teacher_fingerprint: str) -> tuple[str | Path, str]:
+    """(the trial's output location, the fingerprint its record carries)."""
     fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, upstream=teacher_fingerprint)
-    return Path(cfg.sweep.output_dir) / "trials" / f"{trial_label(knobs)}-{fingerprint}", fingerprint
+    return join(cfg.sweep.output_dir, "trials", f"{trial_label(knobs)}-{fingerprint}"), fingerprint
 
 
 def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fingerprint: str, board) -> None:
@@ -77,8 +80,9 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
                            parent_run_id=parent_run_id, run_name=f"{cfg.run_name}-{label}", progress=target)  # fmt: skip
     post_progress(target, phase="evaluating")
     source = {"path": str(result.model_dir)}
-    validation_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_validation.jsonl", samples=validation)
-    test_report, _ = evaluate_student(cfg, source, "ft_cot", out / "predictions_test.jsonl")
+    staged = local_dir(out)
+    validation_report, _ = evaluate_student(cfg, source, "ft_cot", staged / PREDICTIONS_VALIDATION, samples=validation)
+    test_report, _ = evaluate_student(cfg, source, "ft_cot", staged / PREDICTIONS_TEST)
     metrics = {
         "validation_accuracy": validation_report["accuracy"],
         "test_accuracy": test_report["accuracy"],
@@ -87,9 +91,10 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     }
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
         tracking.log_metrics(metrics)
-        tracking.log_artifact(out / "predictions_test.jsonl", artifact_path="eval")
+        tracking.log_artifact(staged / PREDICTIONS_TEST, artifact_path="eval")
     outcome = {**metrics, "model_dir": str(result.model_dir), "mlflow_run_id": result.mlflow_run_id}
     write_record(out, fingerprint, outcome)  # last: its presence means a whole trial
+    publish(out, PREDICTIONS_VALIDATION, PREDICTIONS_TEST, RECORD_FILE)  # the model went up with train_student
     post_progress(target, phase="done", **outcome)
     ray.tune.report(outcome)
 
@@ -104,8 +109,9 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     from rt_ray.teacher.pipeline import finished_or_generate
 
     cfg = cfg.with_absolute_paths()
-    out = Path(cfg.sweep.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = cfg.sweep.output_dir
+    staged = local_dir(out)
+    staged.mkdir(parents=True, exist_ok=True)
     space = search_space(cfg.sweep)
     teacher_stats = teacher_stats or finished_or_generate(cfg, max(space["degree"]))
     upstream = teacher_stats["teacher_fingerprint"]
@@ -120,7 +126,7 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
 
     total = trial_count(space, cfg.sweep.search, cfg.sweep.num_samples)
     say(f"sweep: {total} trials over {', '.join(f'{k} {v}' for k, v in space.items())}, up to {cfg.sweep.max_concurrent_trials} at a time")
-    with _parent_run(cfg, out, fingerprint) as parent_run_id:
+    with _parent_run(cfg, staged, fingerprint) as parent_run_id:
         board = new_board()
         param_space = {k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()}
         trainable = _trainable(tree, parent_run_id, upstream, board)
@@ -131,12 +137,13 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
                 metric=cfg.sweep.metric, mode="max", num_samples=cfg.sweep.num_samples,
                 max_concurrent_trials=cfg.sweep.max_concurrent_trials,
             ),  # fmt: skip
-            run_config=ray.tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "tune")),
+            run_config=ray.tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_storage_path(out, "tune")),
         )
         with bar("sweep", total=total) as overall, watch_board(board, on_done=_trial_done(overall, cfg.sweep.metric)):
             grid = tuner.fit()
         outcome = _finish(cfg, grid, space, parent_run_id, out)
     write_record(out, fingerprint, outcome)
+    publish(out, *SWEEP_REPORT, SWEEP_STATE, RECORD_FILE)
     note_kept(f"sweep ({out})")
     return outcome
 
@@ -144,8 +151,8 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
 def forget_sweep(sweep_dir: str | Path) -> None:
     """Make the next run of this sweep train every trial again, under a new MLflow parent run."""
     forget_record(sweep_dir)
-    (Path(sweep_dir) / SWEEP_STATE).unlink(missing_ok=True)
-    for trial in Path(sweep_dir).glob("trials/*/"):
+    (local_dir(sweep_dir) / SWEEP_STATE).unlink(missing_ok=True)
+    for trial in local_dir(sweep_dir).glob("trials/*/"):
         forget_record(trial)
 
 
@@ -186,8 +193,9 @@ def _trainable(base_config: dict, parent_run_id: str, teacher_fingerprint: str, 
     return ray.tune.with_resources(trainable, {"CPU": 0, "memory": 256 * 2**20})
 
 
-def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path) -> dict:
+def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: str | Path) -> dict:
     metric = cfg.sweep.metric
+    out = local_dir(location)
     trials = []
     for result in grid:
         if result.error is not None or not result.metrics or metric not in result.metrics:
@@ -195,10 +203,10 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, out: Path) 
         params = dict(result.config)
         trials.append({"params": params, **{k: result.metrics[k] for k in RESULT_KEYS}})
     if not trials:
-        raise RuntimeError(f"no sweep trial finished; see the Tune logs in {out / 'tune'}")
+        raise RuntimeError(f"no sweep trial finished; see the Tune logs in {ray_storage_path(location, 'tune')}")
     ranked = results_rows(trials, metric)
     knobs = other_knobs(space)
-    plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / "accuracy_vs_degree.png")
+    plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / SWEEP_REPORT[0])
     (out / "results.json").write_text(json.dumps(ranked, indent=2))
     (out / "results.md").write_text(results_markdown(ranked, knobs))
     best = ranked[0]

@@ -160,7 +160,7 @@ def log_student_model(model_dir: str | Path, registered_name: str | None) -> str
         # Explicit, so MLflow does not probe for optional packages (torchvision, ...) it would pin.
         pip_requirements=["torch", "transformers", "tokenizers", "safetensors"],
     )
-    mlflow.log_artifact(str(Path(model_dir) / "rt_ray_student.json"), artifact_path="student")
+    mlflow.log_dict(meta, "student/rt_ray_student.json")  # the folder may be at a URI: log what was read
     return str(info.registered_model_version) if registered_name else None
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -21,50 +19,11 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from tests.processes import BIN, HEAD_TOKEN, outside_env, stop_group, wait_for
 from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def wait_for(url: str, timeout_s: float, what: str, headers: dict | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not come up at {url} within {timeout_s:.0f} s")
-
-
-# Ray 2.59+ turns token authentication on for local clusters; the head and every client of it
-# (`ray job submit`, `serve deploy`) share one token, as on a real cluster.
-HEAD_TOKEN = secrets.token_hex(32)
-
-
-def outside_env() -> dict:
-    """The environment of a user's shell: not joined to the test session's own Ray cluster, not
-    pointed at a store of the session's (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI), and
-    holding the `ray start` head's token."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": HEAD_TOKEN}
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait_s)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """`ray start --head` with its dashboard (job and Serve REST APIs), on ports of its own so it

@@ -21,6 +21,7 @@ from rt_ray.student.train_loop import PROBE_TEXT
 from rt_ray.student.trainer import train_student
 from rt_ray.teacher.pipeline import generate
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from tests.conftest import S3_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +54,12 @@ def with_changes(tree: dict, tmp_path: Path, **sections) -> dict:
     return changed
 
 
+def mlflow_run(tree: dict, run_id: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"]).get_run(run_id)
+
+
 def loss_history(tree: dict, run_id: str) -> list[float]:
     from mlflow.tracking import MlflowClient
 
@@ -81,7 +88,8 @@ def test_gradient_checkpointing_trains_to_the_same_loss_curve_at_the_same_seed(b
     curves = []
     for checkpointing in (False, True):
         tree = with_changes(base_tree, tmp_path / str(checkpointing),
-                            train={"zero_stage": 3, "max_steps": 20, "gradient_checkpointing": checkpointing})  # fmt: skip
+                            train={"zero_stage": 3, "max_steps": 10, "checkpoint_every_steps": 5,
+                                   "gradient_checkpointing": checkpointing})  # fmt: skip
         curves.append(loss_history(tree, train_student(parse_config(tree)).mlflow_run_id))
     plain, checkpointed = curves
     assert len(plain) == 2 and plain[-1] < plain[0]
@@ -94,7 +102,7 @@ def probe_logit_sum(model, tokenizer) -> float:
         return model.eval()(input_ids=ids).logits.sum().item()
 
 
-def solve_over_http(model_dir: Path) -> httpx.Response:
+def solve_over_http(model_dir: str | Path) -> httpx.Response:
     """``model_dir`` served the way `rt-ray serve` serves it, asked one /v1/solve question."""
     from ray import serve
 
@@ -153,35 +161,55 @@ def test_encoder_decoder_student_trains_and_evaluates(base_tree, tmp_path):
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 18
 
 
-def test_a_killed_worker_is_replaced_and_training_resumes_from_the_last_checkpoint(base_tree, tmp_path):
+def s3_text(uri: str) -> str:
+    import pyarrow.fs as pafs
+
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def test_on_s3_a_killed_worker_resumes_from_the_checkpoint_there_and_serve_reads_the_model_from_s3(base_tree, tmp_path, s3_bucket):
+    from rt_ray.storage import remote_files
+
+    output = f"{s3_bucket}/killed-{tmp_path.name}"
     tree = with_changes(base_tree, tmp_path, train={"max_steps": 150, "checkpoint_every_steps": 10, "max_failures": 2})
+    tree["train"]["output_dir"] = output
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(result=train_student(parse_config(tree))), daemon=True)
     thread.start()
-    storage = tmp_path / "student" / "ray_train"
     deadline = time.monotonic() + 300
 
     def registered_checkpoints() -> int:
-        # The controller writes this snapshot once a reported checkpoint is registered.
-        for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
-            try:
-                return len(json.loads(snapshot.read_text())["checkpoint_results"])
-            except (json.JSONDecodeError, KeyError):
-                return 0
+        # The controller writes this snapshot (to the bucket) once a reported checkpoint is registered.
+        for name in remote_files(f"{output}/ray_train"):
+            if name.endswith("checkpoint_manager_snapshot.json"):
+                try:
+                    return len(json.loads(s3_text(f"{output}/ray_train/{name}"))["checkpoint_results"])
+                except (OSError, json.JSONDecodeError, KeyError):
+                    return 0
         return 0
 
     while registered_checkpoints() == 0:
         assert thread.is_alive() and time.monotonic() < deadline, "no checkpoint was registered"
-        time.sleep(0.1)
+        time.sleep(0.5)
     workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
     assert workers, "found the training workers"
     workers[-1].kill()
     thread.join(timeout=600)
     result = outcome["result"]
-    state = json.loads((result.model_dir / "trainer_state.json").read_text())
+    assert result.model_dir == f"{output}/model"
+    state = json.loads(s3_text(f"{result.model_dir}/trainer_state.json"))
     assert state["step"] == 150
     assert len(state["starts"]) == 2 and state["starts"][0] == 0
     assert state["starts"][1] >= 10, f"resumed from a checkpoint, not from step 0: {state['starts']}"
+    assert any("/checkpoint_" in name for name in remote_files(f"{output}/ray_train")), "checkpoints live in the bucket"
+
+    response = solve_over_http(result.model_dir)  # serve.model: s3://...; the replica downloads it
+    assert response.status_code == 200, response.text
+    assert response.json()["raw"]
+    run = mlflow_run(tree, result.mlflow_run_id)
+    assert S3_SECRET not in json.dumps([run.data.params, run.data.tags]), "the store's secret reached MLflow"
 
 
 def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_baselines(base_tree, tmp_path):

@@ -44,8 +44,18 @@ def child_runs(tree: dict, parent_run_id: str) -> list:
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
 
 
-def test_sweep_makes_nested_runs_a_plot_and_a_champion(sweep_tree):
+def test_sweep_to_s3_makes_nested_runs_a_plot_and_a_champion_and_keeps_tune_state_and_models_in_the_bucket(sweep_tree, s3_bucket, tmp_path):
+    from rt_ray.storage import remote_files
+
+    output = sweep_tree["sweep"]["output_dir"] = f"{s3_bucket}/sweep-{tmp_path.name}"
     outcome = run_sweep(parse_config(sweep_tree))
+    stored = remote_files(output)
+    assert {"results.md", "results.json", "accuracy_vs_degree.png", RECORD_FILE} <= set(stored), sorted(stored)
+    assert any(name.startswith("tune/") for name in stored), "Tune's experiment state is in the bucket"
+    models = [name for name in stored if name.startswith("trials/") and name.endswith("/model/model.safetensors")]
+    checkpoints = {name.split("/")[1] for name in stored if "/ray_train/" in name and "/checkpoint_" in name}
+    assert len(models) == 2 and len(checkpoints) == 2, sorted(stored)
+    assert all(outcome_trial["model_dir"].startswith(output) for outcome_trial in outcome["trials"])
     assert sorted(t["params"]["degree"] for t in outcome["trials"]) == [1, 2]
     children = child_runs(sweep_tree, outcome["parent_run_id"])
     assert sorted(int(r.data.metrics["degree"]) for r in children) == [1, 2]
