@@ -276,7 +276,7 @@ def teacher_sim(
 def train(
     config: Optional[Path] = ConfigOption,
     set_: Optional[List[str]] = SetOption,
-    resume_from: Optional[Path] = typer.Option(None, help="Checkpoint directory (Hugging Face format) to resume from."),
+    resume_from: Optional[str] = typer.Option(None, help="Checkpoint folder (Hugging Face format) or its URI (s3://...) to resume from."),
     verbose: bool = VerboseOption,
 ) -> None:
     """Student stage: fine-tune the student on the filtered rationales (Ray Train + DeepSpeed), then

@@ -33,6 +33,17 @@ def _output_location(value: Any) -> Any:
 OutputLocation = Annotated[Path | str, BeforeValidator(_output_location)]
 
 
+def _local_folder(value: Any) -> Any:
+    if isinstance(value, str) and is_remote(value):
+        raise ValueError("must be a local or shared-filesystem folder (object-store URIs work for "
+                         "train, sweep and experiment output_dir)")  # fmt: skip
+    return value
+
+
+# A folder that is appended to or read in place (the teacher's parts and cache): no object-store URI.
+LocalFolder = Annotated[Path, BeforeValidator(_local_folder)]
+
+
 class Section(BaseModel):
     # Unknown keys are typos until proven otherwise.
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -45,8 +56,8 @@ class TaskConfig(Section):
     num_items: int = Field(4, gt=0, description="flips per coin question, names per last-letter question")
     generation_seed: int = 0
     # File tasks: BIG-bench task JSON files live in bigbench_dir; the others in data_dir.
-    bigbench_dir: Path = Path("../shared/data/bigbench")
-    data_dir: Path = Path("data")
+    bigbench_dir: LocalFolder = Path("../shared/data/bigbench")
+    data_dir: LocalFolder = Path("data")
     # Map our fields (question, answer, ...) to the file's field names, for local JSON/JSONL files.
     field_map: dict[str, str] = {}
     # Load the task from the Hugging Face hub with `datasets` instead of local files.
@@ -102,7 +113,7 @@ class TeacherConfig(Section):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(60.0, gt=0)
-    cache_dir: Path = Path(".rt_ray_cache/teacher")
+    cache_dir: LocalFolder = Path(".rt_ray_cache/teacher")
     prices: dict[str, Price] = {
         "teacher-sim": Price(input_per_1m=0.5, output_per_1m=1.5),
         "gpt-4o-mini": Price(input_per_1m=0.15, output_per_1m=0.6),
@@ -133,7 +144,7 @@ class GenerationConfig(Section):
     part_every_s: float = Field(
         5.0, gt=0, description="seconds between part files of finished questions: at most what a killed run "
         "redoes (from the cache) when it resumes")  # fmt: skip
-    output_dir: Path = Path("runs/default/teacher")
+    output_dir: LocalFolder = Path("runs/default/teacher")
 
 
 class LoraSettings(Section):
@@ -258,7 +269,7 @@ class PipelineConfig(Section):
     deploy: bool = Field(True, description="deploy the champion on Ray Serve and send sample queries")
     sample_queries: int = Field(3, ge=0, description="test questions sent to the deployed student")
     keep_serving: bool = Field(False, description="leave the deployment up when the pipeline ends")
-    output_dir: Path = Path("runs/default/pipeline")
+    output_dir: LocalFolder = Path("runs/default/pipeline")
 
 
 class ExperimentConfig(Section):

@@ -1,5 +1,6 @@
 """`rt-ray experiment`, reduced (one task, one seed, tiny sizes), end to end: every row and column of
-the report is filled from real runs, each number is an MLflow child run, and a rerun redoes nothing."""
+the report is filled from real runs, each number is an MLflow child run, and a rerun redoes nothing;
+its outputs go to a local S3 server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pyarrow.fs as pafs
 import pytest
 import yaml
 
@@ -18,15 +20,23 @@ pytestmark = pytest.mark.integration
 METHODS = ["teacher", "zero_shot", "vanilla", "ft_cot_d1", "ft_cot_d2"]
 
 
-def test_reduced_experiment_fills_the_report_from_real_runs(ray_cluster, tmp_path):
+def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s3_bucket, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    out = tmp_path / "experiment"
+    from rt_ray.storage import remote_files
+
+    out = f"{s3_bucket}/experiment-{tmp_path.name}"
+
+    def stored(name: str) -> str:
+        filesystem, path = pafs.FileSystem.from_uri(f"{out}/{name}")
+        with filesystem.open_input_stream(path) as stream:
+            return stream.read().decode()
+
     with SimulatorProcess(latency_s=0.01, wrong_rate=0.2) as sim:
         tree = coin_flip_run(
             tmp_path, sim.base_url, "mini",
             train={"max_steps": 10, "checkpoint_every_steps": 10},
-            experiment={"seeds": [3], "degrees": [1, 2], "output_dir": str(out),
+            experiment={"seeds": [3], "degrees": [1, 2], "output_dir": out,
                         "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 50, "task.num_items": 3}}},
         )  # fmt: skip
         config = tmp_path / "mini.yaml"
@@ -39,24 +49,26 @@ def test_reduced_experiment_fills_the_report_from_real_runs(ray_cluster, tmp_pat
         assert second.returncode == 0, second.stderr[-4000:]
         assert len(sim.requests()) == requests
 
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads(stored("summary.json"))
     assert list(summary) == ["coin"] and sorted(summary["coin"]) == sorted(METHODS)
     for method in METHODS:
         cell = summary["coin"][method]
         assert cell["runs"] == 1 and 0.0 <= cell["mean"] <= 1.0 and cell["std"] == 0.0
-    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in stored("runs.jsonl").splitlines()]
     assert len(records) == 5, "the rerun added no run"
     assert {r["seed"] for r in records if r["method"] != "teacher"} == {3}
-    table = (out / "results.md").read_text()
+    table = stored("results.md")
     for method in METHODS:
         (row,) = [line for line in table.splitlines() if line.startswith(f"| {method} |")]
         assert "—" not in row and "(1 run)" in row
-    assert (out / "accuracy_vs_degree.png").stat().st_size > 10_000
-    assert "ft_cot_over_vanilla" in json.loads((out / "findings.json").read_text())["coin"]
+    files = remote_files(out)
+    assert files["accuracy_vs_degree.png"] > 10_000
+    assert "ft_cot_over_vanilla" in json.loads(stored("findings.json"))["coin"]
+    assert {"coin/student/ft_cot_d2_s3/model/model.safetensors", "coin/student/ft_cot_d2_s3/predictions.jsonl"} <= set(files)
 
     client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
     experiment = client.get_experiment_by_name("mini")
-    parent_id = json.loads((out / "experiment_state.json").read_text())["parent_run_id"]
+    parent_id = json.loads(stored("experiment_state.json"))["parent_run_id"]
     children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
     assert len(children) == 5
     by_id = {run.info.run_id: run for run in children}

@@ -19,7 +19,7 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
-from tests.processes import BIN, HEAD_TOKEN, outside_env, stop_group, wait_for
+from tests.processes import BIN, HEAD_TOKEN, outside_env, start_cli, stop_group, wait_for
 from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
@@ -150,3 +150,73 @@ def test_a_job_without_a_tracking_uri_fails_at_once_with_one_line_saying_how_to_
     assert "this Ray job has no MLflow tracking URI" in " ".join(logs.split()), logs[-6000:]
     assert "Traceback" not in logs
     assert not (tmp_path / "teacher" / "stats.json").exists(), "it stopped before any work"
+
+
+def start_node(args: list[str]) -> subprocess.Popen:
+    """`ray start --block` of one node with ports of its own (two nodes share this machine)."""
+    ports = ["--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
+             "--runtime-env-agent-port", str(free_port())]  # fmt: skip
+    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats", "--num-cpus", "1", *ports, *args],
+                            env=outside_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.fixture
+def two_nodes(s3_bucket):
+    """A head and a second node joined with `ray start --address`, one CPU each; both get the S3
+    store's endpoint and credentials from their environment, as two machines of a cluster would."""
+    gcs = free_port()
+    head = start_node(["--head", "--port", str(gcs), "--include-dashboard", "false",
+                       "--ray-client-server-port", str(free_port())])  # fmt: skip
+    nodes = [head]
+    try:
+        time.sleep(5)
+        nodes.append(start_node(["--address", f"127.0.0.1:{gcs}"]))
+        deadline = time.monotonic() + 120
+        while live_nodes(gcs) < 2:
+            assert time.monotonic() < deadline, "the second node did not join"
+            time.sleep(2)
+        yield f"127.0.0.1:{gcs}"
+    finally:
+        for node in reversed(nodes):
+            stop_group(node)
+        recorded = Path("/tmp/ray/ray_current_cluster")
+        if recorded.is_file() and recorded.read_text().strip().endswith(f":{gcs}"):
+            recorded.unlink()
+
+
+def live_nodes(gcs: int) -> int:
+    """The nodes `ray status` lists as active."""
+    shown = run_cli([str(BIN / "ray"), "status", "--address", f"127.0.0.1:{gcs}"], timeout=60).stdout
+    active = shown.split("Active:", 1)[-1].split("Pending:", 1)[0]
+    return sum("node_" in line for line in active.splitlines())
+
+
+def test_two_nodes_train_one_worker_each_with_checkpoints_and_the_model_on_s3(ray_cluster, two_nodes, s3_bucket, tmp_path):
+    import psutil
+
+    from rt_ray.storage import remote_files
+    from rt_ray.teacher.pipeline import generate
+
+    output = f"{s3_bucket}/two-nodes-{tmp_path.name}"
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.1) as sim:
+        tree = teacher_tree(tmp_path, sim, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        generate(parse_config(tree))  # on the session's cluster: the two-node one is for training
+    tree["student"] = {"tiny_hidden": 32, "tiny_layers": 2, "tiny_heads": 2, "tiny_vocab": 300, "max_length": 160,
+                       "max_new_tokens": 48, "eval_replicas": 1}  # fmt: skip
+    tree["train"] = {"num_workers": 2, "cpus_per_worker": 1, "batch_size": 4, "max_steps": 20, "checkpoint_every_steps": 10,
+                     "lr": 0.003, "output_dir": output}  # fmt: skip
+    config = write_yaml(tmp_path / "train.yaml", tree)
+    log = tmp_path / "train.log"
+    process = start_cli(["train", "-c", str(config)], log, env={**outside_env(), "RAY_ADDRESS": two_nodes})
+    raylets: set[int] = set()
+    deadline = time.monotonic() + 300
+    while len(raylets) < 2 and process.poll() is None and time.monotonic() < deadline:
+        workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+        raylets = {worker.ppid() for worker in workers}
+        time.sleep(0.5)
+    assert len(raylets) == 2, "the two training workers run under two raylets, one per node"
+    assert process.wait(600) == 0, log.read_text()[-3000:]
+
+    stored = remote_files(output)
+    assert {"model/model.safetensors", "model/trainer_state.json", "summary.json"} <= set(stored), sorted(stored)
+    assert any(name.startswith("ray_train/") and "/checkpoint_" in name for name in stored), sorted(stored)

@@ -67,11 +67,25 @@ def loss_history(tree: dict, run_id: str) -> list[float]:
     return [m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)]
 
 
+@pytest.fixture(scope="module")
+def plain_run(base_tree, tmp_path_factory):
+    """A student trained with the base settings at a ZeRO stage, once per module: the gradient
+    checkpointing test compares its curve with ZeRO-3's instead of training it again."""
+    runs: dict = {}
+
+    def trained(zero_stage: int) -> tuple:
+        if zero_stage not in runs:
+            tree = with_changes(base_tree, tmp_path_factory.mktemp(f"zero{zero_stage}"), train={"zero_stage": zero_stage})
+            result = train_student(parse_config(tree))
+            runs[zero_stage] = result, loss_history(tree, result.mlflow_run_id)
+        return runs[zero_stage]
+
+    return trained
+
+
 @pytest.mark.parametrize("zero_stage", [2, 3])
-def test_zero_stage_trains_and_exports_weights_that_from_pretrained_reloads(base_tree, tmp_path, zero_stage):
-    tree = with_changes(base_tree, tmp_path, train={"zero_stage": zero_stage})
-    result = train_student(parse_config(tree))
-    losses = loss_history(tree, result.mlflow_run_id)
+def test_zero_stage_trains_and_exports_weights_that_from_pretrained_reloads(plain_run, zero_stage):
+    result, losses = plain_run(zero_stage)
     assert len(losses) == 3 and losses[-1] < losses[0], f"loss goes down: {losses}"
 
     model = AutoModelForCausalLM.from_pretrained(result.model_dir).eval()
@@ -84,16 +98,12 @@ def test_zero_stage_trains_and_exports_weights_that_from_pretrained_reloads(base
     assert reloaded == pytest.approx(result.metrics["export_check"], rel=1e-4, abs=1e-3)
 
 
-def test_gradient_checkpointing_trains_to_the_same_loss_curve_at_the_same_seed(base_tree, tmp_path):
-    curves = []
-    for checkpointing in (False, True):
-        tree = with_changes(base_tree, tmp_path / str(checkpointing),
-                            train={"zero_stage": 3, "max_steps": 10, "checkpoint_every_steps": 5,
-                                   "gradient_checkpointing": checkpointing})  # fmt: skip
-        curves.append(loss_history(tree, train_student(parse_config(tree)).mlflow_run_id))
-    plain, checkpointed = curves
-    assert len(plain) == 2 and plain[-1] < plain[0]
-    assert checkpointed == pytest.approx(plain, rel=1e-3), curves
+def test_gradient_checkpointing_trains_to_the_same_loss_curve_at_the_same_seed(base_tree, plain_run, tmp_path):
+    _, plain = plain_run(3)
+    tree = with_changes(base_tree, tmp_path, train={"zero_stage": 3, "gradient_checkpointing": True})
+    checkpointed = loss_history(tree, train_student(parse_config(tree)).mlflow_run_id)
+    assert len(plain) == 3 and plain[-1] < plain[0]
+    assert checkpointed == pytest.approx(plain, rel=1e-3), (plain, checkpointed)
 
 
 def probe_logit_sum(model, tokenizer) -> float:
