@@ -101,8 +101,8 @@ def outside_env() -> dict:
     return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": HEAD_TOKEN}
 
 
-def stop_group(process: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+def stop_group(process: subprocess.Popen, term_wait_s: float = 20) -> None:
+    for sig, wait_s in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
             process.wait(wait_s)

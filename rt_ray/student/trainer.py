@@ -13,6 +13,7 @@ folder is uploaded beside them (rt_ray/storage.py).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from contextlib import nullcontext
@@ -26,6 +27,9 @@ from rt_ray.student.models import load_tokenizer, require_peft, student_spec
 from rt_ray.tasks import load_task_data
 from rt_ray.artifacts import file_sha256, read_finished_generation
 from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path
+
+
+ROWS_PER_BLOCK = 10_000  # training samples per Ray Data block (~8 MB of token ids at 200 tokens)
 
 
 class TrainingDataError(ValueError):
@@ -72,22 +76,13 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
     }  # fmt: skip
 
 
-def samples_dataset(samples, rows_per_block: int = 10_000):
-    """The token table as a Ray Data dataset in blocks of ``rows_per_block``. from_blocks, not from_arrow:
-    from_arrow reads the blocks' metadata in a Ray task of 1 CPU, which inside a sweep's trial (a
-    placement group of 0 CPUs that captures its child tasks) never gets scheduled."""
-    import ray
-
-    blocks = [samples.slice(start, rows_per_block) for start in range(0, len(samples), rows_per_block)]
-    return ray.data.from_blocks(blocks or [samples])
-
-
 def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str | Path):
     """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``), its checkpoints under
     ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from rt_ray.cluster import dataset_from_table
     from rt_ray.student.train_loop import train_func
 
     train = cfg.train
@@ -102,7 +97,7 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
             failure_config=FailureConfig(max_failures=train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
-        datasets={"train": samples_dataset(samples)},
+        datasets={"train": dataset_from_table(samples, blocks=math.ceil(len(samples) / ROWS_PER_BLOCK))},
     )
     return fit_off_the_main_thread(trainer)
 

@@ -38,7 +38,7 @@ import ray
 from pydantic import SecretStr
 from ray.data import DataContext
 from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, record_schema, replacing, write_json
-from rt_ray.cluster import ensure_ray
+from rt_ray.cluster import dataset_from_table, ensure_ray
 from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, say
@@ -136,29 +136,14 @@ def plan_blocks(num_questions: int, cfg: RtRayConfig) -> tuple[int, int]:
 DRIVER_CUT_BLOCKS = 256  # ~0.3 s of puts; a run this small needs no repartition task at all
 
 
-def split_into_blocks(table: pa.Table, blocks: int, first_blocks: int):
-    """``table`` as ``blocks`` blocks: the first ``first_blocks`` cut here, ready for the callers at once,
-    the rest split by Ray Data's repartition. A put costs 1-2 ms a block (10 s for 6,250 blocks), so the
-    driver cuts only what fills the callers; the repartition runs in a Ray task, which on a new
-    cluster waits ~1.5 s for a worker process, while the callers already work."""
-    per_block = max(1, math.ceil(table.num_rows / blocks))
-    head_rows = min(table.num_rows, first_blocks * per_block)
-    head = [table.slice(start, per_block) for start in range(0, head_rows, per_block)]
-    if head_rows == table.num_rows:
-        return ray.data.from_blocks(head or [table])
-    rest = ray.data.from_blocks([table.slice(head_rows)]).repartition(blocks - len(head))
-    return ray.data.from_blocks(head).union(rest)
-
-
 def build_dataset(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: SecretStr | None, governor,
                   cache_only: str | None = None):  # fmt: skip
     blocks, in_flight = plan_blocks(len(questions), cfg)
     plan = asdict(SamplingPlan.from_config(cfg.generation))  # plain values travel to any node
-    # One Arrow table, split into blocks by Ray Data: from_items (or a put per block) cost the driver
-    # ~0.06-0.1 ms a question, 6-10 s at 100k. from_blocks, not from_arrow: from_arrow reads the
-    # table's metadata in a Ray task, which on a new cluster waits ~1.3 s for a worker process.
+    # One Arrow table, split into blocks: from_items (or a put per question) cost the driver
+    # ~0.06-0.1 ms a question, 6-10 s at 100k.
     table = pa.Table.from_pylist([{**question.to_row(), "index": index} for index, question in questions])
-    ds = split_into_blocks(table, blocks, first_blocks=max(DRIVER_CUT_BLOCKS, cfg.teacher.num_callers * in_flight))
+    ds = dataset_from_table(table, blocks, first_blocks=max(DRIVER_CUT_BLOCKS, cfg.teacher.num_callers * in_flight))
     del table  # it is in the object store now
     return ds.map_batches(
         TeacherCaller,

@@ -20,7 +20,8 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.teacher.cache import ResponseCache
 from rt_ray.teacher.parts import Parts
-from rt_ray.teacher.pipeline import generate, split_into_blocks
+from rt_ray.cluster import dataset_from_table
+from rt_ray.teacher.pipeline import generate
 from rt_ray.teacher.simulator import SimulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,7 @@ def test_every_question_gets_its_d_rationales_under_20_percent_faults(ray_cluste
 @pytest.mark.parametrize("first_blocks", [3, 256])
 def test_the_blocks_hold_every_question_once_whether_cut_here_or_by_ray_data(ray_cluster, first_blocks):
     table = pa.table({"index": list(range(103)), "question": [f"q{i}" for i in range(103)]})
-    dataset = split_into_blocks(table, blocks=11, first_blocks=first_blocks)  # 3: 3 cut here, 8 by repartition
+    dataset = dataset_from_table(table, blocks=11, first_blocks=first_blocks)  # 3: 3 cut here, 8 by repartition
     blocks = list(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
     assert len(blocks) == 11 and max(len(block) for block in blocks) <= 10
     assert sorted(i for block in blocks for i in block["index"].to_pylist()) == list(range(103))
