@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-# The marker a downloaded folder holds: the listing it was downloaded from (a retrained model at the
-# same URI lists other sizes or times, and is downloaded again).
+# The marker a downloaded folder holds: the listing it was downloaded from (a model retrained to the
+# same URI lists other modification times, even at the same sizes, and is downloaded again).
 FETCHED_MARKER = ".rt_ray_fetched.json"
 
 
@@ -89,24 +89,30 @@ def publish(location: str | Path, *names: str) -> None:
                 shutil.copyfileobj(f, out)
 
 
-def remote_files(location: str) -> dict[str, int]:
-    """{relative path: size} of the files under a URI; empty when nothing is there."""
+def _file_infos(location: str) -> dict:
+    """{relative path: pyarrow FileInfo} of the files under a URI; empty when nothing is there."""
     import pyarrow.fs as pafs
 
     filesystem, root = _filesystem(location)
     infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    return {info.path[len(root) :].lstrip("/"): info.size for info in infos if info.type == pafs.FileType.File}
+    return {info.path[len(root) :].lstrip("/"): info for info in infos if info.type == pafs.FileType.File}
+
+
+def remote_files(location: str) -> dict[str, int]:
+    """{relative path: size} of the files under a URI; empty when nothing is there."""
+    return {name: info.size for name, info in _file_infos(location).items()}
 
 
 def fetched(location: str | Path) -> Path:
     """A folder at ``location`` as a local folder: itself when local; for a URI, a copy under the staging
-    root, downloaded when the URI's listing (names and sizes) differs from the copy's (a model retrained
-    to the same URI) and replaced atomically, so concurrent readers on a node never see half of one."""
+    root, downloaded when the URI's listing (names, sizes, modification times) differs from the copy's
+    (a model retrained to the same URI) and replaced atomically, so concurrent readers on a node never
+    see half of one."""
     if not is_remote(location):
         return Path(location)
     import pyarrow.fs as pafs
 
-    listing = remote_files(str(location))
+    listing = {name: [info.size, info.mtime_ns] for name, info in _file_infos(str(location)).items()}
     if not listing:
         raise FileNotFoundError(f"nothing at {location}")
     version = hashlib.sha256(json.dumps(sorted(listing.items())).encode()).hexdigest()[:16]

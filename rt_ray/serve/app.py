@@ -300,19 +300,24 @@ def served_model_source(cfg: RtRayConfig) -> str:
     from rt_ray.progress import say
     from rt_ray.tracking import champion_uri
 
-    if cfg.serve.model:
-        if is_remote(cfg.serve.model) and not has_student_folder(cfg.serve.model):
-            raise ConfigError(f"serve.model: no rt-ray student folder at {cfg.serve.model} (no {META_FILE})")
-        if not is_remote(cfg.serve.model) and looks_local(cfg.serve.model) and not Path(cfg.serve.model).expanduser().is_dir():
-            raise ConfigError(f"serve.model: no model folder at {cfg.serve.model}")
-        return cfg.serve.model
+    model = cfg.serve.model
+    if model:
+        if is_remote(model):
+            if not has_student_folder(model):
+                raise ConfigError(f"serve.model: no rt-ray student folder at {model} (no {META_FILE})")
+        elif looks_local(model) and not Path(model).expanduser().is_dir():
+            raise ConfigError(f"serve.model: no model folder at {model}")
+        return model
     champion = champion_uri(cfg.tracking, cfg.student.registered_name)
     if champion is not None:
         say(f"serving {champion}: the champion of the last pipeline or sweep of this config (set serve.model to choose)")
         return champion
     folder = join(cfg.train.output_dir, "model")
-    found = has_student_folder(folder) if is_remote(folder) else folder.is_dir()
-    folder = folder if is_remote(folder) else folder.resolve()
+    if is_remote(folder):
+        found = has_student_folder(folder)
+    else:
+        folder = folder.resolve()
+        found = folder.is_dir()
     if found:
         say(f"serving {folder}: the train stage's student (set serve.model to choose)")
         return str(folder)
