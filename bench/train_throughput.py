@@ -1,4 +1,5 @@
-"""Student training throughput: Ray Train + DeepSpeed against a bare PyTorch loop, side by side.
+"""Student training throughput: Ray Train + DeepSpeed against a bare PyTorch loop, side by side, and
+Ray Train with length-bucketed batches (train.bucket_batches) against plain shuffled ones.
 
     python bench/train_throughput.py                  # tiny student, 2 CPU cores for each side
 
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rt_ray.config import parse_config
-from rt_ray.student.data import pad_batch, token_table, tokenize_pair, training_pairs
+from rt_ray.student.data import epoch_batches, pad_batch, padding_share, token_table, tokenize_pair, training_pairs
 from rt_ray.student.models import build_student, load_tokenizer, student_spec
 from rt_ray.student.trainer import fit, training_run_config
 from rt_ray.tasks.generated import load_coin_flip
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch-per-worker", type=int, default=16)
     parser.add_argument("--zero-stage", type=int, default=2)
+    parser.add_argument("--bucket-batches", type=int, default=50)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,19 +80,31 @@ def main() -> None:
 
         ray.init(include_dashboard=False)
         loop_config = training_run_config(cfg, spec, {"arch": "decoder", "format": "ft_cot"}, None, None)
-        result = fit(cfg, token_table(rows), loop_config, name="bench")
+        result = fit(cfg, token_table(rows), loop_config, name="bench", output_dir=cfg.train.output_dir)
         ray_tokens_per_s = result.metrics["tokens_per_s"]
+        bucketed_cfg = cfg.with_values(train={"bucket_batches": args.bucket_batches})
+        loop_config = training_run_config(bucketed_cfg, spec, {"arch": "decoder", "format": "ft_cot"}, None, None)
+        result = fit(bucketed_cfg, token_table(rows), loop_config, name="bench-bucketed", output_dir=f"{tmp}/bucketed")
+        bucketed_tokens_per_s = result.metrics["tokens_per_s"]
         ray.shutdown()
         bare_tokens_per_s = bare_loop(spec, rows, args.steps, 2 * args.batch_per_worker, cfg.train.lr, threads=2)
 
     ratio = ray_tokens_per_s / bare_tokens_per_s
+    pick = random.Random(0)
+    pad_plain = padding_share(epoch_batches(rows, args.batch_per_worker, pick))
+    pad_bucketed = padding_share(epoch_batches(rows, args.batch_per_worker, pick, args.bucket_batches))
     table = Table(title=f"student training: tiny GPT-2, {args.steps} steps, global batch {2 * args.batch_per_worker}")
     for column in ("way", "CPU budget", "tokens/s"):
         table.add_column(column)
     table.add_row(f"Ray Train + DeepSpeed ZeRO-{args.zero_stage}", "2 workers x 1 thread", f"{ray_tokens_per_s:.0f}")
     table.add_row("bare PyTorch loop", "1 process x 2 threads", f"{bare_tokens_per_s:.0f}")
+    table.add_row(f"Ray Train, length buckets of {args.bucket_batches} batches", "2 workers x 1 thread", f"{bucketed_tokens_per_s:.0f}")
     Console().print(table)
-    print(f"RESULT ray_over_bare={ratio:.3f}")
+    lengths = sorted(len(r["input_ids"]) for r in rows)
+    print(f"sequence lengths: min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]}; padding share "
+          f"{pad_plain:.3f} plain, {pad_bucketed:.3f} bucketed")  # fmt: skip
+    print(f"RESULT ray_over_bare={ratio:.3f} bucketed_over_plain={bucketed_tokens_per_s / ray_tokens_per_s:.3f} "
+          f"padding_share_plain={pad_plain:.3f} padding_share_bucketed={pad_bucketed:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -140,6 +140,9 @@ class GenerationConfig(Section):
     answer_from: Literal["second_call", "rationale"] = Field(
         "second_call", description="second_call: the paper's greedy 'Therefore, the answer is' request per rationale; "
         "rationale: the answer the rationale itself states, no second request (a documented deviation)")  # fmt: skip
+    split: Literal["train", "test"] = Field(
+        "train", description="the questions the teacher answers: train (the student's training set) or test (the "
+        "teacher's own test accuracy, as the paper reports it; such a set is never trained on)")  # fmt: skip
     questions_per_block: int = Field(16, gt=0, description="questions per Ray Data block")
     part_every_s: float = Field(
         5.0, gt=0, description="seconds between part files of finished questions: at most what a killed run "
@@ -197,10 +200,26 @@ class TrainConfig(Section):
         200_000, ge=0, description="above this many samples each worker streams its shard from Ray Data (memory "
         "flat in the set's size); at or below it a worker holds its shard in memory (one Ray Data pass, faster)")  # fmt: skip
     shuffle_buffer: int = Field(10_000, gt=0, description="samples in a streaming worker's local shuffle buffer")
+    bucket_batches: int = Field(
+        0, ge=0, description="length-bucketed batches (a set held in memory): each window of this many batches is "
+        "sorted by length before it is cut, so a batch pads less; 0: plain shuffled batches")  # fmt: skip
     seed: int = 0
+    validation_size: int = Field(
+        0, ge=0, description="training questions held out of training and scored by the workers every "
+        "validate_every_steps (greedy answers, judged as evaluation judges them); 0: none")  # fmt: skip
+    validate_every_steps: int = Field(100, gt=0)
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="stop after this many validations in a row without a better accuracy, so that "
+        "max_steps is a cap rather than the budget (needs validation_size)")  # fmt: skip
     checkpoint_every_steps: int = Field(100, gt=0)
     max_failures: int = Field(2, ge=0)
     output_dir: OutputLocation = Path("runs/default/student")
+
+    @model_validator(mode="after")
+    def _patience_needs_validation(self) -> "TrainConfig":
+        if self.early_stopping_patience is not None and not self.validation_size:
+            raise ValueError("train.early_stopping_patience needs train.validation_size (the questions it watches)")
+        return self
 
 
 class SweepConfig(Section):
@@ -217,7 +236,24 @@ class SweepConfig(Section):
     metric: Literal["validation_accuracy", "test_accuracy"] = "validation_accuracy"
     validation_size: int = Field(50, gt=0, description="training questions held out to select on")
     max_concurrent_trials: int = Field(1, gt=0, description="trials at once; each also needs train.num_workers")
+    scheduler: Literal["fifo", "asha"] = Field(
+        "fifo", description="fifo: every trial trains its full budget; asha: Tune's ASHAScheduler stops trials whose "
+        "validation accuracy trails the others' at each rung (needs report_every_steps)")  # fmt: skip
+    report_every_steps: int | None = Field(
+        None, gt=0, description="validation accuracy every N training steps, from the training workers (greedy "
+        "generation on the held-out questions, a few seconds each for a tiny student); None: once, after training")  # fmt: skip
+    asha_grace_steps: int | None = Field(None, gt=0, description="steps a trial trains before asha may stop it; "
+                                         "default: report_every_steps")  # fmt: skip
+    asha_reduction_factor: float = Field(2.0, gt=1, description="asha keeps about 1 / factor of the trials at each rung")
     output_dir: OutputLocation = Path("runs/default/sweep")
+
+    @model_validator(mode="after")
+    def _asha_needs_validation_reports(self) -> "SweepConfig":
+        if self.scheduler == "asha" and self.report_every_steps is None:
+            raise ValueError("sweep.scheduler asha needs sweep.report_every_steps (how often trials report validation accuracy)")
+        if self.scheduler == "asha" and self.metric != "validation_accuracy":
+            raise ValueError("sweep.scheduler asha stops trials on validation_accuracy; set sweep.metric to it")
+        return self
 
 
 class ServeConfig(Section):

@@ -63,27 +63,64 @@ def summarize(records: list[dict]) -> dict[str, dict[str, dict]]:
     }
 
 
-def findings(summary: dict, degrees: list[int]) -> dict[str, dict]:
-    """Per task, the two claims the paper makes, with the seed spread they must clear:
-    Fine-tune-CoT (best D) over vanilla, and the best D > 1 over D = 1."""
+# The paper's three claims, each as (better, than) and the points the gap must reach besides being
+# beyond the seed spread with a paired interval above 0. Fine-tune-CoT over vanilla asks for 10:
+# the paper's gaps are tens of points, and a few points on a small test split are not its finding.
+CLAIMS = {"ft_cot_over_vanilla": 10.0, "diverse_over_d1": 0.0, "student_over_teacher": 0.0}
+
+
+def findings(summary: dict, degrees: list[int], outcomes: dict | None = None) -> dict[str, dict]:
+    """Per task, the paper's claims with the evidence they must clear: Fine-tune-CoT (best D) over
+    vanilla, the best D > 1 over D = 1, and the best Fine-tune-CoT student over its teacher. Each
+    has the gap in points, whether it is beyond the seed spread, and, given ``outcomes`` (task ->
+    method -> per-seed lists of per-question outcomes, see outcome_runs), a paired comparison over
+    the test questions (rt_ray.experiment.stats.compare); ``holds`` needs all three."""
     out = {}
     for task, cells in summary.items():
-        larger = [ft_cot_method(d) for d in sorted(set(degrees)) if d > 1 and ft_cot_method(d) in cells]
         cot = [ft_cot_method(d) for d in sorted(set(degrees)) if ft_cot_method(d) in cells]
-        entry = {}
+        larger = [m for m in cot if m != ft_cot_method(1)]
+        pairs = {}
         if cot and "vanilla" in cells:
-            best = max(cot, key=lambda m: cells[m]["mean"])
-            entry["ft_cot_over_vanilla"] = _gap(cells[best], cells["vanilla"], best, "vanilla")
+            pairs["ft_cot_over_vanilla"] = (max(cot, key=lambda m: cells[m]["mean"]), "vanilla")
         if larger and ft_cot_method(1) in cells:
-            best = max(larger, key=lambda m: cells[m]["mean"])
-            entry["diverse_over_d1"] = _gap(cells[best], cells[ft_cot_method(1)], best, ft_cot_method(1))
-        out[task] = entry
+            pairs["diverse_over_d1"] = (max(larger, key=lambda m: cells[m]["mean"]), ft_cot_method(1))
+        if cot and TEACHER in cells:
+            pairs["student_over_teacher"] = (max(cot, key=lambda m: cells[m]["mean"]), TEACHER)
+        by_method = (outcomes or {}).get(task, {})
+        out[task] = {claim: _claim(cells, better, than, by_method, CLAIMS[claim]) for claim, (better, than) in pairs.items()}
     return out
 
 
-def _gap(a: dict, b: dict, name_a: str, name_b: str) -> dict:
+def _claim(cells: dict, better: str, than: str, by_method: dict, min_points: float) -> dict:
+    from rt_ray.experiment.stats import compare
+
+    a, b = cells[better], cells[than]
     gap = a["mean"] - b["mean"]
-    return {"better": name_a, "than": name_b, "points": round(100 * gap, 1), "beyond_spread": gap > a["std"] + b["std"]}
+    entry = {"better": better, "than": than, "points": round(100 * gap, 1), "min_points": min_points,
+             "beyond_spread": gap > a["std"] + b["std"]}  # fmt: skip
+    runs_a, runs_b = by_method.get(better), by_method.get(than)
+    if runs_a and runs_b:
+        runs_b = runs_b * len(runs_a) if len(runs_b) == 1 else runs_b  # one teacher run pairs with every seed
+        entry["paired"] = compare(runs_a, runs_b)
+    paired_above_zero = "paired" in entry and entry["paired"]["bootstrap_95"][0] > 0
+    entry["holds"] = entry["points"] > min_points and entry["beyond_spread"] and paired_above_zero
+    return entry
+
+
+def outcome_runs(records: list[dict]) -> dict[str, dict[str, list[list[bool]]]]:
+    """task -> method -> per-question outcomes of each run (sorted by seed) from the records' ``outcomes``
+    strings ("1" right, "0" wrong, in the test split's order); runs recorded without them are left out."""
+    grouped: dict[str, dict[str, list]] = {}
+    for record in sorted(records, key=lambda r: (r["seed"] is None, r["seed"] or 0)):
+        if record.get("outcomes") is not None:
+            runs = grouped.setdefault(record["task"], {}).setdefault(record["method"], [])
+            runs.append([c == "1" for c in record["outcomes"]])
+    return grouped
+
+
+def outcome_string(predictions: list[dict]) -> str:
+    """A run's per-question outcomes, compactly, for runs.jsonl: a character a test question."""
+    return "".join("1" if p["correct"] else "0" for p in predictions)
 
 
 def _cell(cell: dict | None) -> str:
@@ -103,11 +140,45 @@ def results_markdown(summary: dict, tasks: list[str], method_names: list[str]) -
 
 
 def findings_markdown(found: dict) -> str:
+    """One sentence a claim."""
     lines = []
     for task, entry in found.items():
         for claim in entry.values():
-            verdict = "beyond the seed spread" if claim["beyond_spread"] else "within the seed spread"
-            lines.append(f"- {task}: {claim['better']} {claim['points']:+.1f} points over {claim['than']} ({verdict})")
+            spread = "beyond the seed spread" if claim["beyond_spread"] else "within the seed spread"
+            paired = claim.get("paired")
+            evidence = (f"paired 95 % interval [{100 * paired['bootstrap_95'][0]:+.1f}, {100 * paired['bootstrap_95'][1]:+.1f}] "
+                        f"points over {paired['pairs']} question pairs, McNemar p = {paired['mcnemar_p']:.2g}"
+                        if paired else "no paired measure (per-question outcomes not recorded)")  # fmt: skip
+            verdict = "holds" if claim["holds"] else "does not hold"
+            bar = f" (needs more than {claim['min_points']:.0f} points)" if claim["min_points"] else ""
+            lines.append(f"- {task}: {claim['better']} against {claim['than']}: {claim['points']:+.1f} points, {spread}; "
+                         f"{evidence}: the finding {verdict}{bar}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def teacher_markdown(records: list[dict]) -> str:
+    """Per task: what the teacher's training set offers the students, diversity included."""
+    lines = ["| task | D | accuracy on training questions | kept per question | distinct rationales per question | lexical diversity |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in records:
+        if r["method"] == TEACHER and "degree" in r:
+            lines.append(f"| {r['task']} | {r['degree']} | {100 * r.get('teacher_accuracy', 0):.1f} | {r.get('yield_per_question', 0):.2f} | "
+                         f"{r.get('distinct_rationales_per_question', float('nan')):.2f} | {r.get('rationale_lexical_diversity', float('nan')):.3f} |")  # fmt: skip
+    return "\n".join(lines) + "\n\nLexical diversity: mean pairwise Jaccard distance of the word-bigram sets of a question's rationales (0: identical).\n"
+
+
+def training_markdown(records: list[dict]) -> str:
+    """Per task and trained method, over seeds: steps trained (a cap when early stopping ends runs
+    sooner), how many stopped early, and the training wall time: where the budget went."""
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if r.get("steps") is not None:
+            grouped.setdefault((r["task"], r["method"]), []).append(r)
+    lines = ["| task | method | steps (mean) | stopped early | training s (mean) |", "|---|---|---|---|---|"]
+    for (task, method), runs in grouped.items():
+        stopped = sum("stopped_early_at_step" in r for r in runs)
+        lines.append(f"| {task} | {method} | {statistics.fmean(r['steps'] for r in runs):.0f} | {stopped} of {len(runs)} | "
+                     f"{statistics.fmean(r.get('train_wall_s', 0) for r in runs):.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

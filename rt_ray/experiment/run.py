@@ -24,17 +24,47 @@ from rt_ray.experiment.plan import (
     findings,
     findings_markdown,
     methods,
+    outcome_runs,
+    outcome_string,
     plot_accuracy_vs_degree,
     results_markdown,
     run_key,
     summarize,
     task_configs,
+    teacher_markdown,
+    training_markdown,
 )
 
 RUNS_FILE = "runs.jsonl"
 PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_FILES = ("summary.json", "findings.json", "results.md", "accuracy_vs_degree.png")
 STATE_FILE = "experiment_state.json"
+# What early stopping on validation (train.early_stopping_patience) leaves in a trained run's record.
+STOPPING = ("best_validation_accuracy", "best_validation_step", "stopped_early_at_step")
+# The teacher's figures on its training set that the report shows beside its test accuracy.
+TEACHER_STATS = ("degree", "teacher_accuracy", "yield_per_question", "distinct_rationales_per_question", "rationale_lexical_diversity")
+
+
+def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
+    """The teacher twice: on the training questions at the largest D (the students' set: its yield and
+    diversity), and greedy (D=1) on the test questions, the paper's teacher row, per question, so
+    that the students pair with it."""
+    from rt_ray.tasks import load_task_data
+    from rt_ray.teacher.pipeline import generate
+
+    stats = generate(cfg, parent_run_id=parent_run_id).stats
+    test_dir = Path(cfg.generation.output_dir).parent / "teacher_test"
+    on_test = generate(cfg.with_values(generation={"split": "test", "degree": 1, "output_dir": str(test_dir)}), parent_run_id=parent_run_id)
+    right = {}
+    for line in (test_dir / "rationales.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        right[record["question_id"]] = bool(record["correct"])
+    test = load_task_data(cfg.task).test
+    outcomes = "".join("1" if right.get(s.id, False) else "0" for s in test)  # a failed question counts as wrong
+    diversity = {k: stats[k] for k in TEACHER_STATS if k in stats}
+    return {"accuracy": outcomes.count("1") / max(1, len(outcomes)), "n": len(outcomes), "outcomes": outcomes,
+            "mlflow_run_id": stats["mlflow_run_id"], "test_mlflow_run_id": on_test.stats["mlflow_run_id"],
+            "requests_sent": stats["requests_sent"] + on_test.stats["requests_sent"], **diversity}  # fmt: skip
 
 
 def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -> dict:
@@ -46,10 +76,10 @@ def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -
     out = join(cfg.train.output_dir, f"zero_shot_s{seed}")
     with tracking.tracked_run(cfg, stage="evaluate", run_name=f"{label}-zero_shot-s{seed}", parent_run_id=parent_run_id,
                               tags={"rt_ray.method": "zero_shot", "rt_ray.seed": seed}) as run_id:  # fmt: skip
-        report, _ = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", local_dir(out) / PREDICTIONS_FILE)
+        report, predictions = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", local_dir(out) / PREDICTIONS_FILE)
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
     publish(out, PREDICTIONS_FILE)
-    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": run_id}
+    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": run_id, "outcomes": outcome_string(predictions)}
 
 
 def trained_run(cfg: RtRayConfig, label: str, method: str, seed: int, parent_run_id: str) -> dict:
@@ -61,13 +91,14 @@ def trained_run(cfg: RtRayConfig, label: str, method: str, seed: int, parent_run
     out = join(cfg.train.output_dir, f"{method}_s{seed}")
     result = train_student(cfg, fmt=fmt, degree=degree, output_dir=out, parent_run_id=parent_run_id,
                            run_name=f"{label}-{method}-s{seed}")  # fmt: skip
-    report, _ = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, local_dir(out) / PREDICTIONS_FILE)
+    report, predictions = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, local_dir(out) / PREDICTIONS_FILE)
     publish(out, PREDICTIONS_FILE)
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
         tracking.set_tags({"rt_ray.method": method, "rt_ray.seed": seed})
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
-    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": result.mlflow_run_id,
-            "train_samples": result.metrics["train_samples"], "train_wall_s": result.metrics["wall_s"]}  # fmt: skip
+    return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": result.mlflow_run_id, "outcomes": outcome_string(predictions),
+            "train_samples": result.metrics["train_samples"], "train_wall_s": result.metrics["wall_s"],
+            "steps": result.metrics.get("step"), **{k: result.metrics[k] for k in STOPPING if k in result.metrics}}  # fmt: skip
 
 
 def read_records(path: Path) -> list[dict]:
@@ -92,7 +123,6 @@ def parent_run(cfg: RtRayConfig, out: Path) -> str:
 
 def run_experiment(cfg: RtRayConfig) -> dict:
     from rt_ray.cluster import ensure_ray
-    from rt_ray.teacher.pipeline import generate
 
     cfg = cfg.with_absolute_paths()
     exp = cfg.experiment
@@ -117,9 +147,7 @@ def run_experiment(cfg: RtRayConfig) -> dict:
                     continue
                 progress.update(description=f"{label}: {method}" + (f" seed {seed}" if seed is not None else ""))
                 if method == TEACHER:
-                    stats = generate(task_cfg, parent_run_id=parent_run_id).stats
-                    outcome = {"accuracy": stats["teacher_accuracy"], "n": stats["rationales"],
-                               "mlflow_run_id": stats["mlflow_run_id"], "requests_sent": stats["requests_sent"]}  # fmt: skip
+                    outcome = teacher_run(task_cfg, parent_run_id)
                 elif method == "zero_shot":
                     outcome = zero_shot_run(task_cfg.with_values(train={"seed": seed}), label, seed, parent_run_id)
                 else:
@@ -135,20 +163,23 @@ def run_experiment(cfg: RtRayConfig) -> dict:
 def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float) -> dict:
     out = local_dir(cfg.experiment.output_dir)
     summary = summarize(records)
-    found = findings(summary, cfg.experiment.degrees)
+    found = findings(summary, cfg.experiment.degrees, outcome_runs(records))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "findings.json").write_text(json.dumps(found, indent=2))
     plot = plot_accuracy_vs_degree(summary, cfg.experiment.degrees, out / "accuracy_vs_degree.png")
     table = results_markdown(summary, tasks, names)
     seeds = ", ".join(str(s) for s in cfg.experiment.seeds)
     text = (f"# {cfg.run_name}: Fine-tune-CoT against its baselines\n\n"
-            f"Test accuracy (%), mean ± std over seeds {seeds}; `teacher` is the teacher's accuracy on the training "
-            f"questions it answered (one run).\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
+            f"Test accuracy (%), mean ± std over seeds {seeds}; `teacher` is the teacher's greedy Zero-shot-CoT "
+            f"accuracy on the same test questions (one run).\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
+            f"## The teacher's training set\n\n{teacher_markdown(records)}\n"
+            f"## Training\n\n{training_markdown(records)}\n"
             f"![accuracy against D](accuracy_vs_degree.png)\n")  # fmt: skip
     (out / "results.md").write_text(text)
     with tracking.resumed_run(cfg.tracking, parent_run_id):
         tracking.log_metrics({f"{task}.{method}.mean": cell["mean"] for task, cells in summary.items() for method, cell in cells.items()})
         tracking.log_metrics({"last_run_wall_s": wall_s})
+        tracking.log_metrics({f"{task}.{claim}.holds": float(entry["holds"]) for task, claims in found.items() for claim, entry in claims.items()})
         for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
             tracking.log_artifact(path, artifact_path="report")
     publish(cfg.experiment.output_dir, *REPORT_FILES, RUNS_FILE, STATE_FILE)

@@ -96,6 +96,31 @@ def pad_arrays(batch: dict[str, np.ndarray], pad_id: int):
     return {name: torch.from_numpy(array) for name, array in padded.items()}
 
 
+def epoch_batches(rows: list, batch_size: int, rng, bucket_batches: int = 0) -> list[list]:
+    """One epoch of ``rows`` cut into batches after a shuffle by ``rng``. With ``bucket_batches``, each
+    window of that many batches is sorted by sequence length before it is cut, and the batches are
+    shuffled again: a batch pads to its longest row, so rows of like length waste less compute, while
+    the windows keep an epoch's order random at the scale of the whole set."""
+    order = list(rows)
+    rng.shuffle(order)
+    if not bucket_batches:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    window = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), window):
+        by_length = sorted(order[start : start + window], key=lambda r: len(r["input_ids"]))
+        batches += [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def padding_share(batches: list[list]) -> float:
+    """The share of a padded batch's positions that are padding, over the batches."""
+    real = sum(len(r["input_ids"]) for batch in batches for r in batch)
+    padded = sum(len(batch) * max(len(r["input_ids"]) for r in batch) for batch in batches if batch)
+    return 1 - real / padded if padded else 0.0
+
+
 def pad_batch(rows: list[dict], pad_id: int):
     """Right-padded tensors: input_ids/attention_mask/labels, labels padded with -100. Shapes [batch, seq]."""
     import torch

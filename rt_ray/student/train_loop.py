@@ -100,7 +100,12 @@ def train_func(config: dict) -> None:
     step, micro, losses, tokens = start_step, 0, [], 0
     window_start = run_start = time.perf_counter()
 
-    def report(final: bool) -> None:
+    validation = config.get("validation")  # held-out questions, scored every validation["every_steps"]
+    watch = Plateau(validation["patience"] if validation else None)
+    group = ray.util.get_current_placement_group()
+    placement_group_id = group.id.hex() if group else None
+
+    def report(final: bool, checkpoint_due: bool = True) -> None:
         nonlocal losses, tokens, window_start
         counts = torch.tensor([float(tokens), float(sum(losses)), float(len(losses))])
         dist.all_reduce(counts)  # every worker's tokens and loss, not just rank 0's
@@ -116,9 +121,28 @@ def train_func(config: dict) -> None:
             "worker_peak_rss_mb": peak_rss.item(),
             **parameters,
         }
+        if validation:
+            if watch.last_step != step:  # the last report may follow a validation at this very step
+                post_progress(progress, phase="validating")
+                watch.add(step, validation_accuracy(engine, tokenizer, config["spec"]["arch"], validation))
+                post_progress(progress, phase="training", validation_accuracy=watch.last)
+            metrics.update(validation_accuracy=watch.last, best_validation_accuracy=watch.best,
+                           best_validation_step=watch.best_step)  # fmt: skip
+            if final and watch.stopped:
+                metrics["stopped_early_at_step"] = step
         losses, tokens, window_start = [], 0, time.perf_counter()
         if final:
             metrics["export_check"] = _probe_logit_sum(engine, tokenizer, config["spec"]["arch"], device)
+        # What Tune needs beside the numbers (forwarded by TuneReportCallback): the step on the scheduler's
+        # clock (absent at the end: the trial's own result comes after evaluation), and what to clean up
+        # if the scheduler stops the trial (its worker group's placement group, its MLflow run).
+        for_tune = {} if not validation else {"placement_group": placement_group_id, "mlflow_run_id": config.get("mlflow_run_id"),
+                                              **({} if final else {"validated_step": step})}  # fmt: skip
+        if not (checkpoint_due or final):
+            if rank == 0 and config.get("mlflow_run_id"):
+                tracking.log_metrics_to_run(config["tracking_uri"], config["mlflow_run_id"], metrics, step)
+            ray.train.report({**metrics, **for_tune})
+            return
         exported = _state_dict_for_export(engine, config["zero_stage"])
         with tempfile.TemporaryDirectory() as directory:
             saved = None
@@ -133,7 +157,7 @@ def train_func(config: dict) -> None:
                 saved = ray.train.Checkpoint.from_directory(directory)
                 if config.get("mlflow_run_id"):
                     tracking.log_metrics_to_run(config["tracking_uri"], config["mlflow_run_id"], metrics, step)
-            ray.train.report(metrics, checkpoint=saved)
+            ray.train.report({**metrics, **for_tune}, checkpoint=saved)
 
     if config.get("stream"):
         batches = streamed_batches(shard, config, tokenizer.pad_token_id, rank)
@@ -162,9 +186,11 @@ def train_func(config: dict) -> None:
             # rank 0's own rate times the workers: the all-reduced figure comes with each checkpoint
             post_progress(progress, step=step, loss=recent_loss, tokens_per_s=tokens_since_post * world / max(now - posted_at, 1e-9))
             posted_at, tokens_since_post = now, 0
-        if step % config["checkpoint_every_steps"] == 0 and step < max_steps:
-            report(final=False)
-        if step >= max_steps:
+        checkpoint_due = step % config["checkpoint_every_steps"] == 0
+        if step < max_steps and (checkpoint_due or (validation and step % validation["every_steps"] == 0)):
+            report(final=False, checkpoint_due=checkpoint_due)
+        # Every rank scored the same questions with the same weights, so every rank stops at the same step.
+        if step >= max_steps or watch.stopped:
             break
     report(final=True)
 
@@ -175,16 +201,15 @@ def in_memory_batches(shard, config: dict, pad_id: int, rank: int):
     after it is a seeded reshuffle in memory. Re-reading the shard each epoch cost a Ray Data
     execution (3-4 s) per epoch, and one fixed order put a question's D rationales in the same batch
     every epoch."""
-    from rt_ray.student.data import pad_batch
+    from rt_ray.student.data import epoch_batches, pad_batch
 
     rows = [{"input_ids": list(r["input_ids"]), "labels": list(r["labels"])} for r in shard.iter_rows()]
     if not rows:
         raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
     shuffler = random.Random(config["seed"] * 1009 + rank)
     while True:
-        shuffler.shuffle(rows)
-        for start in range(0, len(rows), config["batch_size"]):
-            yield pad_batch(rows[start : start + config["batch_size"]], pad_id)
+        for batch in epoch_batches(rows, config["batch_size"], shuffler, config.get("bucket_batches", 0)):
+            yield pad_batch(batch, pad_id)
 
 
 def streamed_batches(shard, config: dict, pad_id: int, rank: int):
@@ -208,6 +233,51 @@ def streamed_batches(shard, config: dict, pad_id: int, rank: int):
         if not seen:
             raise RuntimeError(f"worker {rank} got no training samples: fewer samples than workers?")
         epoch += 1
+
+
+class Plateau:
+    """Validation accuracies as they come, and whether ``patience`` of them in a row brought no better
+    one (None: never stop). The model exported is the one at the stop, ``patience`` validations after
+    the best: restoring the best weights under ZeRO-3 would mean a checkpoint reload on every rank, and
+    on a plateau the two differ by less than the validation set can tell. A worker group restarted
+    after a failure starts counting again."""
+
+    def __init__(self, patience: int | None):
+        self.patience = patience
+        self.best, self.best_step, self.last, self.last_step, self.since_best = float("-inf"), None, None, None, 0
+
+    def add(self, step: int, accuracy: float) -> None:
+        self.last, self.last_step = accuracy, step
+        if accuracy > self.best:
+            self.best, self.best_step, self.since_best = accuracy, step, 0
+        else:
+            self.since_best += 1
+
+    @property
+    def stopped(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience
+
+
+def validation_accuracy(engine, tokenizer, arch: str, validation: dict) -> float:
+    """Greedy answers to the held-out questions, scored as evaluation scores them. Every rank
+    generates the same batches (identical greedy outputs, so the same number of forward passes):
+    under ZeRO-3 each forward pass gathers parameters from all ranks, so no rank may sit it out."""
+    from rt_ray.student.evaluate import prompt_for
+    from rt_ray.student.generation import generate_texts
+    from rt_ray.student.scoring import judge_generation
+    from rt_ray.tasks.base import Sample
+
+    samples = [Sample.from_row(row) for row in validation["rows"]]
+    size, correct, mode = validation["batch_size"], 0, validation.get("mode", "ft_cot")
+    engine.eval()
+    for start in range(0, len(samples), size):
+        batch = samples[start : start + size]
+        outputs = generate_texts(engine.module, tokenizer, arch, [prompt_for(s.question, arch, mode) for s in batch],
+                                 validation["max_new_tokens"])  # fmt: skip
+        correct += sum(judge_generation(o.text, s.answer, s.answer_type, s.choices or None, mode == "ft_cot")["correct"]
+                       for o, s in zip(outputs, batch))  # fmt: skip
+    engine.train()
+    return correct / max(1, len(samples))
 
 
 PROBE_TEXT = "A coin is heads up."

@@ -47,6 +47,9 @@ class TrainResult:
 
 def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
     stats = read_finished_generation(cfg.generation.output_dir)
+    if stats.get("split", "train") != "train":
+        raise TrainingDataError(f"generation.output_dir {cfg.generation.output_dir} holds the teacher's answers to the "
+                                f"{stats['split']} split, which a student never trains on; make one with generation.split: train")  # fmt: skip
     path = Path(cfg.generation.output_dir) / "filtered.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     lineage = {
@@ -58,7 +61,8 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
 
 
 def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None,
-                        progress: dict | None = None, num_samples: int = 0) -> dict:  # fmt: skip
+                        progress: dict | None = None, num_samples: int = 0, validation: list | None = None,
+                        validate_every: int | None = None) -> dict:  # fmt: skip
     from rt_ray.tracking import resolve_tracking_uri
 
     train = cfg.train
@@ -69,10 +73,14 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
         "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
         "gradient_checkpointing": train.gradient_checkpointing,
         "stream": num_samples > train.stream_above_samples, "shuffle_buffer": train.shuffle_buffer,
+        "bucket_batches": train.bucket_batches,
         "lora": cfg.student.lora.model_dump() if cfg.student.lora else None,
         "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
         "resume_from": resume_from if not resume_from or is_remote(resume_from) else str(Path(resume_from).resolve()),
         "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking), "progress": progress,
+        "validation": {"rows": [s.to_row() for s in validation], "every_steps": validate_every, "mode": meta["format"],
+                       "patience": train.early_stopping_patience, "batch_size": cfg.student.eval_batch_size,
+                       "max_new_tokens": cfg.student.max_new_tokens} if validation else None,
     }  # fmt: skip
 
 
@@ -81,12 +89,17 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
     ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
 
     from rt_ray.cluster import dataset_from_table
     from rt_ray.student.train_loop import train_func
 
     train = cfg.train
     resources = {"CPU": train.cpus_per_worker, **({"GPU": 1} if train.use_gpu else {})}
+    # A sweep trial whose workers score validation questions forwards each report to Tune, so that
+    # its scheduler (ASHA) can stop the trial.
+    callbacks = [TuneReportCallback()] if loop_config.get("validation") and _in_tune_session() else []
     trainer = TorchTrainer(
         train_func,
         train_loop_config=loop_config,
@@ -96,6 +109,7 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
             storage_path=ray_storage_path(output_dir, "ray_train"),
             failure_config=FailureConfig(max_failures=train.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
         datasets={"train": dataset_from_table(samples, blocks=math.ceil(len(samples) / ROWS_PER_BLOCK))},
     )
@@ -126,6 +140,16 @@ def fit_off_the_main_thread(trainer):
     return outcome["result"]
 
 
+def held_out_validation(cfg: RtRayConfig) -> list:
+    """The first train.validation_size training questions: the same ones for every method and seed
+    (and the same prefix a sweep holds out), so students are stopped on the same evidence."""
+    data = load_task_data(cfg.task)
+    if cfg.train.validation_size >= len(data.train):
+        raise TrainingDataError(f"train.validation_size {cfg.train.validation_size} leaves none of the {len(data.train)} "
+                                "training questions to train on")  # fmt: skip
+    return data.train[: cfg.train.validation_size]
+
+
 def prepare_training(cfg: RtRayConfig, fmt: str, degree: int | None, held_out: set[str] | None = None) -> tuple[list, dict, dict]:
     """(source/target pairs, the student's spec with its tokenizer trained on them, data lineage)."""
     data = load_task_data(cfg.task)
@@ -149,16 +173,23 @@ def train_student(
     held_out: set[str] | None = None,
     run_name: str | None = None,
     progress: dict | None = None,
+    validation: list | None = None,
+    validate_every: int | None = None,
 ) -> TrainResult:
     """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it.
     Questions in ``held_out`` (a validation set) are left out of training. Rank 0 posts its progress
-    to ``progress`` (``{"board", "key"}``, a sweep's); without it, the driver shows a bar of its own."""
+    to ``progress`` (``{"board", "key"}``, a sweep's); without it, the driver shows a bar of its own.
+    With ``validation`` samples (a sweep's, for ASHA; else train.validation_size training questions),
+    the workers score them every ``validate_every`` steps and stop early on train.early_stopping_patience."""
     from rt_ray import tracking
     from rt_ray.cluster import ensure_ray
     from rt_ray.progress import new_board, say, watch_board
 
     fmt = fmt or cfg.student.format
     output_dir = output_dir or cfg.train.output_dir
+    if validation is None and cfg.train.validation_size:
+        validation, validate_every = held_out_validation(cfg), cfg.train.validate_every_steps
+        held_out = (held_out or set()) | {s.id for s in validation}
     pairs, spec, lineage = prepare_training(cfg, fmt, degree, held_out)
     tokenizer = load_tokenizer(spec)
     samples = tokenized_table(tokenizer, pairs, cfg.student.arch, cfg.student.max_length)
@@ -180,7 +211,8 @@ def train_student(
         progress = {"board": new_board(), "key": f"train {fmt}"}
     with tracking.tracked_run(cfg, stage="train", run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
         tracking.log_metrics({"train_samples": len(samples), "degree": degree or 0})
-        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress, num_samples=len(samples))
+        loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress, num_samples=len(samples),
+                                          validation=validation, validate_every=validate_every)  # fmt: skip
         with watch_board(progress["board"]) if own_bar else nullcontext():
             result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}", output_dir=output_dir)
         if result.error is not None:
@@ -191,6 +223,7 @@ def train_student(
         with result.checkpoint.as_directory() as directory:
             shutil.copytree(directory, model_dir)
         publish(output_dir, "model")
-        metrics = {**result.metrics, "train_samples": len(samples), "wall_s": time.monotonic() - started}
+        numbers = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}  # not Tune's ids
+        metrics = {**numbers, "train_samples": len(samples), "wall_s": time.monotonic() - started}
         tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
     return TrainResult(join(output_dir, "model"), metrics, spec, lineage, run_id)

@@ -9,6 +9,10 @@ trainable that runs a Ray Train ``TorchTrainer`` (Ray Train V2's documented Tune
 Tune for almost no resources themselves: their training workers reserve the CPUs/GPUs, so trials
 queue where the cluster is full and run side by side where it is not (``sweep.max_concurrent_trials``).
 
+With ``sweep.scheduler: asha`` the training workers score the validation questions every
+``sweep.report_every_steps`` and Tune's ASHAScheduler stops the trials that trail at each rung; the
+results list them with the steps they did not spend.
+
 Each finished trial leaves its record (``rt_ray.records``) in ``trials/<label>-<fingerprint>/``; a
 trial whose record is there (same knobs, same inputs) reports it instead of training again, so any
 rerun resumes.
@@ -76,8 +80,10 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     size = knobs.get("train_size")
     held_out = {s.id for s in validation} | ({s.id for s in rest[size:]} if size else set())
     started = time.monotonic()
+    every = cfg.sweep.report_every_steps
     result = train_student(cfg, fmt="ft_cot", degree=knobs["degree"], output_dir=out, held_out=held_out,
-                           parent_run_id=parent_run_id, run_name=f"{cfg.run_name}-{label}", progress=target)  # fmt: skip
+                           parent_run_id=parent_run_id, run_name=f"{cfg.run_name}-{label}", progress=target,
+                           validation=validation if every else None, validate_every=every)  # fmt: skip
     post_progress(target, phase="evaluating")
     source = {"path": str(result.model_dir)}
     staged = local_dir(out)
@@ -130,14 +136,16 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
         board = new_board()
         param_space = {k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()}
         trainable = _trainable(tree, parent_run_id, upstream, board)
+        stopped = stopped_trials_callback(cfg.tracking, board)
         tuner = ray.tune.Tuner(
             trainable,
             param_space=param_space,
             tune_config=ray.tune.TuneConfig(
                 metric=cfg.sweep.metric, mode="max", num_samples=cfg.sweep.num_samples,
-                max_concurrent_trials=cfg.sweep.max_concurrent_trials,
+                max_concurrent_trials=cfg.sweep.max_concurrent_trials, scheduler=_scheduler(cfg, space),
             ),  # fmt: skip
-            run_config=ray.tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_storage_path(out, "tune")),
+            run_config=ray.tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+                                          storage_path=ray_storage_path(out, "tune"), callbacks=[stopped]),  # fmt: skip
         )
         with bar("sweep", total=total) as overall, watch_board(board, on_done=_trial_done(overall, cfg.sweep.metric)):
             grid = tuner.fit()
@@ -156,9 +164,58 @@ def forget_sweep(sweep_dir: str | Path) -> None:
         forget_record(trial)
 
 
+def _scheduler(cfg: RtRayConfig, space: dict):
+    """None (FIFO: every trial runs its full budget) or ASHA on the workers' validation reports. Its clock
+    is the training step of each report (``validated_step``); the trial's last report (after
+    evaluation) carries none, so ASHA never stops a trial that has finished training."""
+    if cfg.sweep.scheduler != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    every = cfg.sweep.report_every_steps
+    return ASHAScheduler(time_attr="validated_step", max_t=max(space.get("max_steps", [cfg.train.max_steps])),
+                         grace_period=cfg.sweep.asha_grace_steps or every,
+                         reduction_factor=cfg.sweep.asha_reduction_factor, stop_last_trials=False)  # fmt: skip
+
+
+def stopped_trials_callback(tracking_cfg, board):
+    """A Tune callback (driver side) for the trials the scheduler stops: their worker group's placement
+    group is removed (Ray Train's own cleaner asks the dashboard's state API, which a local cluster
+    here runs without), their MLflow run is ended KILLED, and their progress row says where they stopped."""
+    from ray.tune import Callback
+
+    class StoppedTrials(Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+            last = trial.last_result or {}
+            if "model_dir" in last or "validated_step" not in last:
+                return  # finished (or reused): nothing of it is left running
+            _remove_placement_group(last.get("placement_group"))
+            if last.get("mlflow_run_id"):
+                tracking.end_run(tracking_cfg, last["mlflow_run_id"], "KILLED")
+            post_progress({"board": board, "key": trial_label(dict(trial.config))}, phase="done", stopped_early=True,
+                          step=last["validated_step"], validation_accuracy=last["validation_accuracy"])  # fmt: skip
+
+    return StoppedTrials()
+
+
+def _remove_placement_group(group_id: str | None) -> None:
+    import ray
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+    if not group_id:
+        return
+    group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id)))
+    if placement_group_table(group).get("state") not in (None, "REMOVED"):
+        remove_placement_group(group)
+
+
 def _trial_done(overall, metric: str):
     def announce(key: str, entry: dict) -> None:
         overall.advance(1)
+        if entry.get("stopped_early"):
+            say(f"trial {key}: stopped early by ASHA at step {entry['step']} (validation accuracy "
+                f"{entry['validation_accuracy']:.3f})")  # fmt: skip
+            return
         how = "reused" if entry.get("reused") else f"{entry.get('trial_time_s', 0):.0f} s"
         say(f"trial {key}: {metric} {entry.get(metric, float('nan')):.3f}, test accuracy "
             f"{entry.get('test_accuracy', float('nan')):.3f} ({how})")  # fmt: skip
@@ -196,29 +253,37 @@ def _trainable(base_config: dict, parent_run_id: str, teacher_fingerprint: str, 
 def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: str | Path) -> dict:
     metric = cfg.sweep.metric
     out = local_dir(location)
-    trials = []
+    trials, stopped = [], []
     for result in grid:
         if result.error is not None or not result.metrics or metric not in result.metrics:
             continue
         params = dict(result.config)
-        trials.append({"params": params, **{k: result.metrics[k] for k in RESULT_KEYS}})
+        if "model_dir" in result.metrics:
+            trials.append({"params": params, **{k: result.metrics[k] for k in RESULT_KEYS}})
+        elif "validated_step" in result.metrics:  # stopped by the scheduler before it finished training
+            budget = params.get("max_steps", cfg.train.max_steps)
+            stopped.append({"params": params, "step": result.metrics["validated_step"], "steps_saved":
+                            budget - result.metrics["validated_step"], "validation_accuracy": result.metrics["validation_accuracy"]})  # fmt: skip
     if not trials:
         raise RuntimeError(f"no sweep trial finished; see the Tune logs in {ray_storage_path(location, 'tune')}")
     ranked = results_rows(trials, metric)
     knobs = other_knobs(space)
     plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / SWEEP_REPORT[0])
     (out / "results.json").write_text(json.dumps(ranked, indent=2))
-    (out / "results.md").write_text(results_markdown(ranked, knobs))
+    (out / "results.md").write_text(results_markdown(ranked, knobs) + stopped_markdown(stopped, knobs))
     best = ranked[0]
     version = None
     with tracking.resumed_run(cfg.tracking, best["mlflow_run_id"]):
         version = tracking.log_student_model(best["model_dir"], cfg.student.registered_name)
     tracking.set_alias(cfg.tracking, cfg.student.registered_name, "champion", version)
+    steps_saved = sum(t["steps_saved"] for t in stopped)
     with tracking.resumed_run(cfg.tracking, parent_run_id):
-        tracking.log_metrics({f"best_{metric}": best[metric], "trials": len(ranked)})
+        tracking.log_metrics({f"best_{metric}": best[metric], "trials": len(ranked), "trials_stopped_early": len(stopped),
+                              "steps_saved": steps_saved})  # fmt: skip
         for path in (plot, out / "results.json", out / "results.md"):
             tracking.log_artifact(path, artifact_path="sweep")
-    return {"trials": ranked, "knobs": knobs, "plot": str(plot), "champion_version": version, "parent_run_id": parent_run_id}
+    return {"trials": ranked, "stopped_early": stopped, "steps_saved": steps_saved, "knobs": knobs, "plot": str(plot),
+            "champion_version": version, "parent_run_id": parent_run_id}  # fmt: skip
 
 
 def results_table(ranked: list[dict], knobs: list[str], metric: str) -> Table:
@@ -238,5 +303,18 @@ def results_markdown(ranked: list[dict], knobs: list[str]) -> str:
     for rank, t in enumerate(ranked, 1):
         cells = [rank, t["params"]["degree"], *(t["params"].get(k) for k in knobs), t["train_samples"],
                  f"{t['validation_accuracy']:.3f}", f"{t['test_accuracy']:.3f}", f"{t['trial_time_s']:.0f}"]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def stopped_markdown(stopped: list[dict], knobs: list[str]) -> str:
+    """The trials the scheduler stopped early, and the training steps that saved; empty when none."""
+    if not stopped:
+        return ""
+    header = ["D", *knobs, "stopped at step", "validation acc", "steps saved"]
+    lines = ["", f"Stopped early by ASHA: {len(stopped)} trials, {sum(t['steps_saved'] for t in stopped)} training steps saved.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    for t in stopped:
+        cells = [t["params"]["degree"], *(t["params"].get(k) for k in knobs), t["step"], f"{t['validation_accuracy']:.3f}", t["steps_saved"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -42,6 +42,21 @@ def keep_correct(records: list[dict]) -> list[dict]:
     return [record for record in records if is_kept(record)]
 
 
+def word_bigrams(text: str) -> set[tuple[str, str]]:
+    words = text.lower().split()
+    return set(zip(words, words[1:])) or {(w, "") for w in words}
+
+
+def rationale_diversity(rationales: list[str]) -> tuple[int, float]:
+    """How different a question's D rationales are: (distinct texts, after trimming and lowercasing;
+    mean pairwise Jaccard distance of their word-bigram sets: 0 when all read the same, 1 when no
+    two share a bigram). Diverse reasoning only adds what the D samples do not repeat."""
+    distinct = len({r.strip().lower() for r in rationales})
+    sets = [word_bigrams(r) for r in rationales]
+    distances = [1 - len(a & b) / len(a | b) if a | b else 0.0 for i, a in enumerate(sets) for b in sets[i + 1 :]]
+    return distinct, (sum(distances) / len(distances)) if distances else 0.0
+
+
 class Tally:
     """The run's counters, added one question at a time, so that a run of any size is summarized in
     one pass over its outputs without holding them (a question's samples all arrive together)."""
@@ -51,6 +66,18 @@ class Tally:
         self.rationales = 0
         self.correct = 0
         self.kept_histogram: Counter = Counter()  # kept rationales per question -> questions
+        self.diversity: list[tuple[int, float]] = []  # (distinct, lexical) of the first DIVERSITY_SAMPLE questions
+
+    # Questions whose rationales are compared: a per-task figure settles long before a million
+    # questions, and the pairwise comparison is the one per-rationale cost here in Python.
+    DIVERSITY_SAMPLE = 5_000
+
+    def wants_rationales(self) -> bool:
+        return len(self.diversity) < self.DIVERSITY_SAMPLE
+
+    def add_rationales(self, rationales: list[str]) -> None:
+        if len(rationales) > 1 and self.wants_rationales():
+            self.diversity.append(rationale_diversity(rationales))
 
     def add_question(self, status: str, rationales: int, kept: int) -> None:
         self.statuses[status] += 1
@@ -80,6 +107,7 @@ class Tally:
             "yield_per_question": (self.correct / answered) if answered else 0.0,
             "questions_with_a_kept_rationale": sum(self.kept_histogram.values()),
             "kept_per_question_histogram": dict(sorted(self.kept_histogram.items())),
+            **self.diversity_stats(),
             "requests_sent": totals.requests,
             "prompts_sent": totals.prompts_sent,
             "requests_per_question": round(totals.requests / questions, 3) if questions else 0.0,
@@ -91,4 +119,14 @@ class Tally:
             "cost_usd": round(totals.cost_usd, 6),
             "cost_per_kept_rationale_usd": round(totals.cost_usd / self.correct, 8) if self.correct else None,
             "wall_s": round(wall_s, 3),
+        }
+
+    def diversity_stats(self) -> dict:
+        if not self.diversity:
+            return {}
+        count = len(self.diversity)
+        return {
+            "diversity_questions": count,
+            "distinct_rationales_per_question": round(sum(d for d, _ in self.diversity) / count, 3),
+            "rationale_lexical_diversity": round(sum(x for _, x in self.diversity) / count, 4),
         }

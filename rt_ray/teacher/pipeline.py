@@ -232,6 +232,8 @@ def assemble_outputs(parts: Parts, out: Path) -> Tally:
         for entry in parts.merged():
             lines, kept = entry["lines"], entry["kept"]
             tally.add_question(entry["status"], len(lines), sum(kept))
+            if len(lines) > 1 and tally.wants_rationales():
+                tally.add_rationales([orjson.loads(line)["rationale"] for line in lines])
             if entry["status"] != "ok":
                 row = orjson.loads(entry["question"])
                 failures.write(orjson.dumps({"question_id": row["question_id"], "question": row["question"],
@@ -310,6 +312,7 @@ def reusable_generation(cfg: RtRayConfig, degree: int) -> dict | None:
         return None
     stats = json.loads(stats_path.read_text())
     finished = stats.get("status") in TERMINAL_STATUSES and stats.get("degree", 0) >= degree
+    finished = finished and stats.get("split", "train") == cfg.generation.split
     return stats if finished and stats.get("teacher_fingerprint") == teacher_fingerprint(cfg) else None
 
 
@@ -328,11 +331,12 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     from rt_ray import tracking
 
     data = load_task_data(cfg.task)
+    questions = data.train if cfg.generation.split == "train" else data.test
     api_key = read_api_key(cfg.teacher)
     out = Path(cfg.generation.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = Parts(out / "parts", {"teacher_fingerprint": teacher_fingerprint(cfg), "degree": cfg.generation.degree,
-                                  "questions": len(data.train)})  # fmt: skip
+                                  "questions": len(questions), "split": cfg.generation.split})  # fmt: skip
     # Until the last line of this function, the folder says it is not a finished run.
     write_json(out / "stats.json", {"status": "running", "task": cfg.task.name})
     started = time.monotonic()
@@ -340,10 +344,11 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
         with teacher_endpoint(cfg.teacher):
             check_teacher(cfg.teacher, api_key)
             done = parts.open()
-            todo = [(index, sample) for index, sample in enumerate(data.train) if index not in done]
+            todo = [(index, sample) for index, sample in enumerate(questions) if index not in done]
             mode = f", {describe_batch_mode(cfg.teacher)}" if cfg.teacher.mode == "batch" else ""
             resumed = f" ({len(done)} finished by the interrupted run, kept in {parts.directory})" if done else ""
-            say(f"teacher stage: {len(data.train)} {cfg.task.name} questions, D={cfg.generation.degree}, {cfg.teacher.model}{mode}{resumed}")
+            split = "" if cfg.generation.split == "train" else f" {cfg.generation.split}"
+            say(f"teacher stage: {len(questions)} {cfg.task.name}{split} questions, D={cfg.generation.degree}, {cfg.teacher.model}{mode}{resumed}")
             batches = fill_cache_by_batches(cfg, [s for _, s in todo], api_key) if cfg.teacher.mode == "batch" else None
             cache_only = None if batches is None else ("budget" if batches.stopped_for_budget else "failed")
             teacher_pass = run_teacher(todo, cfg, api_key, cache_only, parts=parts, resumed=len(done))
@@ -360,7 +365,7 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     tally = assemble_outputs(parts, out)
     parts.clear()
     stats = tally.stats(teacher_pass.totals, cfg.generation.degree, time.monotonic() - started)
-    stats.update(task=cfg.task.name, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
+    stats.update(task=cfg.task.name, split=cfg.generation.split, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
                  teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL,
                  teacher_mode=cfg.teacher.mode, questions_resumed=len(done))  # fmt: skip
     if batches is not None:

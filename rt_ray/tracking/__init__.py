@@ -74,7 +74,11 @@ def _ended_by_outcome(mlflow) -> Iterator[None]:
         mlflow.end_run("KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        # A run someone else already ended KILLED (a sweep scheduler that stopped the trial, whose
+        # workers then fail under it) stays KILLED.
+        run = mlflow.active_run()
+        killed = run is not None and mlflow.get_run(run.info.run_id).info.status == "KILLED"
+        mlflow.end_run("KILLED" if killed else "FAILED")
         raise
     mlflow.end_run()
 
@@ -119,6 +123,13 @@ def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
         if _invocation_tags:
             mlflow.set_tags(_invocation_tags)  # this invocation works in it now (see end_interrupted_runs)
         yield run_id
+
+
+def end_run(cfg: TrackingConfig, run_id: str, status: str) -> None:
+    """End a run its own process cannot end (a Tune trial the scheduler stopped): FINISHED, FAILED or KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=resolve_tracking_uri(cfg)).set_terminated(run_id, status)
 
 
 def end_interrupted_runs(cfg: TrackingConfig, invocation: str) -> int:

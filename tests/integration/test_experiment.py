@@ -35,7 +35,9 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
     with SimulatorProcess(latency_s=0.01, wrong_rate=0.2) as sim:
         tree = coin_flip_run(
             tmp_path, sim.base_url, "mini",
-            train={"max_steps": 10, "checkpoint_every_steps": 10},
+            # the workers score 8 held-out training questions every 4 steps and stop on the first non-improvement
+            train={"max_steps": 10, "checkpoint_every_steps": 10, "validation_size": 8, "validate_every_steps": 4,
+                   "early_stopping_patience": 1},
             experiment={"seeds": [3], "degrees": [1, 2], "output_dir": out,
                         "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 50, "task.num_items": 3}}},
         )  # fmt: skip
@@ -63,19 +65,31 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
         assert "—" not in row and "(1 run)" in row
     files = remote_files(out)
     assert files["accuracy_vs_degree.png"] > 10_000
-    assert "ft_cot_over_vanilla" in json.loads(stored("findings.json"))["coin"]
+    found = json.loads(stored("findings.json"))["coin"]
+    assert set(found) == {"ft_cot_over_vanilla", "diverse_over_d1", "student_over_teacher"}
+    for claim in found.values():  # every claim paired over the test questions (one seed: n pairs)
+        assert claim["paired"]["pairs"] == records[0]["n"] and isinstance(claim["holds"], bool)
+    assert all(len(r["outcomes"]) == r["n"] for r in records)
+    for trained in [r for r in records if r["method"] in ("vanilla", "ft_cot_d1", "ft_cot_d2")]:
+        assert trained["best_validation_step"] in (4, 8, 10) and 0.0 <= trained["best_validation_accuracy"] <= 1.0
+        assert trained["steps"] == trained.get("stopped_early_at_step", 10) and trained["steps"] in (8, 10)
+    assert "## Training" in table
+    (teacher,) = [r for r in records if r["method"] == "teacher"]
+    assert teacher["degree"] == 2 and 1.0 <= teacher["distinct_rationales_per_question"] <= 2.0
+    assert "| coin | 2 |" in table and "McNemar p" in table
     assert {"coin/student/ft_cot_d2_s3/model/model.safetensors", "coin/student/ft_cot_d2_s3/predictions.jsonl"} <= set(files)
 
     client = MlflowClient(tracking_uri=tree["tracking"]["tracking_uri"])
     experiment = client.get_experiment_by_name("mini")
     parent_id = json.loads(stored("experiment_state.json"))["parent_run_id"]
     children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
-    assert len(children) == 5
+    assert len(children) == 6, "the teacher on the training questions and on the test questions, and 4 students"
     by_id = {run.info.run_id: run for run in children}
     for record in records:
         run = by_id[record["mlflow_run_id"]]
         if record["method"] == "teacher":
-            assert run.data.metrics["teacher_accuracy"] == pytest.approx(record["accuracy"])
+            assert run.data.metrics["teacher_accuracy"] == pytest.approx(record["teacher_accuracy"])
+            assert by_id[record["test_mlflow_run_id"]].data.metrics["teacher_accuracy"] == pytest.approx(record["accuracy"])
         else:
             assert run.data.metrics["test_accuracy"] == pytest.approx(record["accuracy"])
     artifacts = {a.path for a in client.list_artifacts(parent_id, "report")}

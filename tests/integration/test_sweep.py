@@ -107,3 +107,34 @@ def test_ctrl_c_after_the_first_trial_stops_cleanly_and_the_printed_command_trai
         assert f"trial D{degree}:" in run.stderr and "(reused)" in run.stderr
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert len(results) == 2
+
+
+def test_asha_stops_the_trial_that_trails_at_a_rung_ends_its_run_and_frees_its_workers(sweep_tree):
+    import ray
+    from mlflow.tracking import MlflowClient
+
+    # The last letter of one name: by the first rung a student that learns has the rationale's form and
+    # the commonest letters, while one that learns nothing (lr 1e-6) answers none (an answer is one
+    # letter, which untrained text does not end on by chance; a yes/no task's guesses would be right
+    # half the time). Trials run one at a time in grid order, so the second meets the first's record.
+    sweep_tree["task"].update(name="last_letter_concatenation", num_items=1, num_examples=120)
+    sweep_tree["student"]["max_new_tokens"] = 64
+    # 300 steps: a stopped trial's remaining ones take ~15 s here, longer than a stop takes to arrive
+    sweep_tree["train"].update(max_steps=300, lr=0.01, batch_size=8)
+    sweep_tree["sweep"].update(degrees=[2], lrs=[0.01, 1e-6], scheduler="asha", report_every_steps=60, validation_size=30)
+    outcome = run_sweep(parse_config(sweep_tree))
+
+    assert [t["params"]["lr"] for t in outcome["trials"]] == [0.01]
+    (stopped,) = outcome["stopped_early"]
+    assert stopped["params"]["lr"] == 1e-6 and stopped["step"] < 300 and stopped["steps_saved"] == 300 - stopped["step"]
+    assert outcome["steps_saved"] == stopped["steps_saved"]
+    assert "Stopped early by ASHA: 1 trials" in (Path(sweep_tree["sweep"]["output_dir"]) / "results.md").read_text()
+    runs = {float(r.data.params["train.lr"]): r for r in child_runs(sweep_tree, outcome["parent_run_id"])}
+    assert runs[1e-6].info.status == "KILLED" and runs[0.01].info.status == "FINISHED"
+    client = MlflowClient(tracking_uri=sweep_tree["tracking"]["tracking_uri"])
+    curve = client.get_metric_history(runs[0.01].info.run_id, "validation_accuracy")
+    assert len(curve) >= 5, "the finished trial reported validation accuracy every 60 steps"
+    last_step = max(m.step for m in client.get_metric_history(runs[1e-6].info.run_id, "loss"))
+    assert last_step < 300, "the stopped trial's workers were stopped, not left to train to the end"
+    left = [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+    assert not left, f"placement groups left reserved: {left}"

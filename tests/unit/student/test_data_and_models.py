@@ -197,3 +197,60 @@ def test_a_lora_student_trains_only_its_adapters_and_both_exports_reload_to_the_
         reloaded, _, _ = load_student(folder)
         with torch.no_grad():
             assert torch.allclose(reloaded.eval()(**inputs).logits, expected, atol=1e-4)
+
+
+def test_a_teacher_set_of_test_questions_is_never_trained_on(tmp_path):
+    import json
+
+    from rt_ray.config import parse_config
+    from rt_ray.student.trainer import TrainingDataError, read_filtered
+
+    (tmp_path / "stats.json").write_text(json.dumps({"status": "complete", "split": "test"}))
+    (tmp_path / "filtered.jsonl").write_text("")
+    cfg = parse_config({"generation": {"output_dir": str(tmp_path)}})
+    with pytest.raises(TrainingDataError, match="answers to the test split, which a student never trains on"):
+        read_filtered(cfg)
+
+
+def test_a_plateau_stops_after_patience_validations_without_a_better_accuracy():
+    from rt_ray.student.train_loop import Plateau
+
+    watch = Plateau(patience=2)
+    for step, accuracy in [(10, 0.2), (20, 0.5), (30, 0.5), (40, 0.4)]:
+        assert not watch.stopped
+        watch.add(step, accuracy)
+    assert watch.stopped and (watch.best, watch.best_step, watch.last, watch.last_step) == (0.5, 20, 0.4, 40)
+    never = Plateau(patience=None)
+    for step in range(10):
+        never.add(step, 0.0)
+    assert not never.stopped
+
+
+def test_early_stopping_needs_validation_questions():
+    from rt_ray.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="train.early_stopping_patience needs train.validation_size"):
+        parse_config({"train": {"early_stopping_patience": 3}})
+
+
+def test_length_buckets_keep_every_row_once_with_its_labels_and_pad_less():
+    import random
+
+    from rt_ray.student.data import epoch_batches, padding_share
+
+    rng = random.Random(1)
+    rows = []
+    for index in range(200):
+        size = rng.randint(5, 60)
+        rows.append({"input_ids": [index] * size, "labels": [-100] * 3 + [index] * (size - 3)})
+    plain = epoch_batches(rows, 8, random.Random(0))
+    bucketed = epoch_batches(rows, 8, random.Random(0), bucket_batches=5)
+    for batches in (plain, bucketed):
+        flat = [r for batch in batches for r in batch]
+        assert sorted(r["input_ids"][0] for r in flat) == list(range(200))  # none lost, none twice
+        assert all(r["labels"][:3] == [-100] * 3 and r["labels"][3:] == r["input_ids"][3:] for r in flat)
+        assert all(len(batch) <= 8 for batch in batches)
+    assert padding_share(bucketed) < padding_share(plain) / 3
+    # the windows keep the epoch shuffled: batches of short and long rows alternate, not ascend
+    longest = [max(len(r["input_ids"]) for r in batch) for batch in bucketed]
+    assert longest != sorted(longest)

@@ -41,6 +41,8 @@ def test_outputs_come_out_in_question_order_with_the_filter_applied(tmp_path, mo
         {k: r[k] for k in pq.read_schema(tmp_path / "filtered.parquet").names} for r in filtered]  # fmt: skip
     assert [(f["question_id"], f["status"]) for f in read_jsonl(tmp_path / "failures.jsonl")] == [("q1", "failed")]
     assert (tally.rationales, tally.correct, dict(tally.statuses)) == (8, 4, {"ok": 4, "failed": 1})
+    # every answered question's two rationales differ and share no word pair
+    assert tally.diversity_stats() == {"diversity_questions": 4, "distinct_rationales_per_question": 2.0, "rationale_lexical_diversity": 1.0}
     assert not list(tmp_path.glob("*.partial"))
 
 

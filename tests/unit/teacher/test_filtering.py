@@ -3,7 +3,7 @@ import json
 import orjson
 
 from rt_ray.teacher.accounting import CallStats
-from rt_ray.teacher.filtering import Tally, keep_correct, question_fields, record_line, sample_records
+from rt_ray.teacher.filtering import Tally, rationale_diversity, keep_correct, question_fields, record_line, sample_records
 
 ROW = {"id": "q1", "question": "Q?", "answer": "yes", "answer_type": "yes_no", "choices": "[]"}
 
@@ -50,3 +50,15 @@ def test_a_budget_stop_is_not_a_finished_run():
     tally.add_question("budget", 0, 0)
     stats = tally.stats(CallStats(), degree=1, wall_s=0.0)
     assert stats["status"] == "stopped_budget"
+
+
+def test_rationale_diversity_counts_distinct_texts_and_the_mean_pairwise_bigram_distance():
+    same = "Alice flips the coin. So it is tails."
+    assert rationale_diversity([same, same.upper() + " "]) == (1, 0.0)
+    # "a b c" -> {ab, bc}; "a b d" -> {ab, bd}: Jaccard 1/3, distance 2/3; with a third copy of the
+    # first: pairs (1,2) 2/3, (1,3) 0, (2,3) 2/3 -> mean 4/9
+    distinct, lexical = rationale_diversity(["a b c", "a b d", "a b c"])
+    assert distinct == 2 and abs(lexical - 4 / 9) < 1e-12
+    tally = Tally()
+    tally.add_rationales(["only one"])  # a single rationale says nothing about diversity
+    assert tally.diversity_stats() == {}
