@@ -60,7 +60,7 @@ def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
         record = json.loads(line)
         right[record["question_id"]] = bool(record["correct"])
     test = load_task_data(cfg.task).test
-    outcomes = "".join("1" if right.get(s.id, False) else "0" for s in test)  # a failed question counts as wrong
+    outcomes = outcome_string([{"correct": right.get(s.id, False)} for s in test])  # a failed question counts as wrong
     diversity = {k: stats[k] for k in TEACHER_STATS if k in stats}
     return {"accuracy": outcomes.count("1") / max(1, len(outcomes)), "n": len(outcomes), "outcomes": outcomes,
             "mlflow_run_id": stats["mlflow_run_id"], "test_mlflow_run_id": on_test.stats["mlflow_run_id"],

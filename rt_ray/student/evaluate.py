@@ -26,6 +26,13 @@ def prompt_for(question: str, arch: str, mode: str) -> str:
     return zero_shot_prompt(question, arch) if mode == "zero_shot" else student_input(question, arch)
 
 
+def answer_and_judge(model, tokenizer, arch: str, mode: str, samples: list[Sample], max_new_tokens: int) -> list[tuple[str, dict]]:
+    """Greedy answers to ``samples`` in one batch, each with its judgement: (generated text, judged)."""
+    outputs = generate_texts(model, tokenizer, arch, [prompt_for(s.question, arch, mode) for s in samples], max_new_tokens)
+    return [(o.text, judge_generation(o.text, s.answer, s.answer_type, s.choices or None, mode == "ft_cot"))
+            for o, s in zip(outputs, samples)]  # fmt: skip
+
+
 class StudentPredictor:
     """One model replica; Ray Data sends it batches of test questions."""
 
@@ -48,17 +55,10 @@ class StudentPredictor:
         self.model.eval()
         self.mode, self.max_new_tokens = mode, max_new_tokens
 
-    def generate(self, prompts: list[str]) -> list[str]:
-        outputs = generate_texts(self.model, self.tokenizer, self.arch, prompts, self.max_new_tokens)
-        return [output.text for output in outputs]
-
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        rows = batch.to_dict("records")
-        samples = [Sample.from_row(r) for r in rows]
-        texts = self.generate([prompt_for(s.question, self.arch, self.mode) for s in samples])
+        samples = [Sample.from_row(r) for r in batch.to_dict("records")]
         out = []
-        for sample, text in zip(samples, texts):
-            judged = judge_generation(text, sample.answer, sample.answer_type, sample.choices or None, self.mode == "ft_cot")
+        for sample, (text, judged) in zip(samples, answer_and_judge(self.model, self.tokenizer, self.arch, self.mode, samples, self.max_new_tokens)):
             out.append({"id": sample.id, "question": sample.question, "answer": sample.answer,
                         "answer_type": sample.answer_type, "generated": text, **judged})  # fmt: skip
         return pd.DataFrame(out)

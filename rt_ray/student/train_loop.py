@@ -262,20 +262,15 @@ def validation_accuracy(engine, tokenizer, arch: str, validation: dict) -> float
     """Greedy answers to the held-out questions, scored as evaluation scores them. Every rank
     generates the same batches (identical greedy outputs, so the same number of forward passes):
     under ZeRO-3 each forward pass gathers parameters from all ranks, so no rank may sit it out."""
-    from rt_ray.student.evaluate import prompt_for
-    from rt_ray.student.generation import generate_texts
-    from rt_ray.student.scoring import judge_generation
+    from rt_ray.student.evaluate import answer_and_judge
     from rt_ray.tasks.base import Sample
 
     samples = [Sample.from_row(row) for row in validation["rows"]]
     size, correct, mode = validation["batch_size"], 0, validation.get("mode", "ft_cot")
     engine.eval()
     for start in range(0, len(samples), size):
-        batch = samples[start : start + size]
-        outputs = generate_texts(engine.module, tokenizer, arch, [prompt_for(s.question, arch, mode) for s in batch],
-                                 validation["max_new_tokens"])  # fmt: skip
-        correct += sum(judge_generation(o.text, s.answer, s.answer_type, s.choices or None, mode == "ft_cot")["correct"]
-                       for o, s in zip(outputs, batch))  # fmt: skip
+        judged = answer_and_judge(engine.module, tokenizer, arch, mode, samples[start : start + size], validation["max_new_tokens"])
+        correct += sum(j["correct"] for _, j in judged)
     engine.train()
     return correct / max(1, len(samples))
 
