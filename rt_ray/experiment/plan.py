@@ -167,6 +167,19 @@ def teacher_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n\nLexical diversity: mean pairwise Jaccard distance of the word-bigram sets of a question's rationales (0: identical).\n"
 
 
+def wall_time_markdown(wall_s: float, wall_s_total: float, invocations: int, made: int, reused: int) -> str:
+    """One sentence: what the whole result cost in wall time, and how much of it this command did."""
+    total = f"Wall time: {_minutes(wall_s_total)} for the whole experiment"
+    if invocations == 1:
+        return f"{total} (one `rt-ray experiment` command, {made} runs)."
+    return (f"{total}, over {invocations} `rt-ray experiment` commands; the last took {_minutes(wall_s)}, "
+            f"made {made} runs and reused {reused} from runs.jsonl.")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
 def training_markdown(records: list[dict]) -> str:
     """Per task and trained method, over seeds: steps trained (a cap when early stopping ends runs
     sooner), how many stopped early, and the training wall time: where the budget went."""

@@ -33,6 +33,7 @@ from rt_ray.experiment.plan import (
     task_configs,
     teacher_markdown,
     training_markdown,
+    wall_time_markdown,
 )
 
 RUNS_FILE = "runs.jsonl"
@@ -129,12 +130,13 @@ def run_experiment(cfg: RtRayConfig) -> dict:
     configs = task_configs(cfg)  # every task's config is checked before any work starts
     out = local_dir(exp.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()  # the whole command's time, the cluster's start-up included
     ensure_ray(cfg.ray)
-    started = time.monotonic()
     parent_run_id = parent_run(cfg, out)
     runs_path = out / RUNS_FILE
     records = read_records(runs_path)
     done = {run_key(r["task"], r["method"], r["seed"]) for r in records}
+    reused = len(done)
     names = methods(exp.degrees)
     total = len(configs) * (1 + len(exp.seeds) * len(names))
 
@@ -157,10 +159,24 @@ def run_experiment(cfg: RtRayConfig) -> dict:
                 records.append(record)
                 note_kept(f"{label} {method}" + (f" seed {seed}" if seed is not None else ""))
                 progress.advance()
-    return write_report(cfg, records, list(configs), names, parent_run_id, time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    timing = add_wall_time(out, wall_s, made=len(records) - reused, reused=reused)
+    return write_report(cfg, records, list(configs), names, parent_run_id, wall_s, timing)
 
 
-def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float) -> dict:
+def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:
+    """The experiment's wall time summed over its invocations (a rerun after Ctrl-C adds its own), kept
+    in the state file beside the parent run id, so the report states what the whole result cost."""
+    state_path = out / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state["wall_s_total"] = state.get("wall_s_total", 0.0) + wall_s
+    state["invocations"] = state.get("invocations", 0) + 1
+    state_path.write_text(json.dumps(state))
+    return {"wall_s": wall_s, "wall_s_total": state["wall_s_total"], "invocations": state["invocations"], "made": made, "reused": reused}
+
+
+def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float,
+                 timing: dict) -> dict:
     out = local_dir(cfg.experiment.output_dir)
     summary = summarize(records)
     found = findings(summary, cfg.experiment.degrees, outcome_runs(records))
@@ -171,14 +187,14 @@ def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names:
     seeds = ", ".join(str(s) for s in cfg.experiment.seeds)
     text = (f"# {cfg.run_name}: Fine-tune-CoT against its baselines\n\n"
             f"Test accuracy (%), mean ± std over seeds {seeds}; `teacher` is the teacher's greedy Zero-shot-CoT "
-            f"accuracy on the same test questions (one run).\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
+            f"accuracy on the same test questions (one run).\n\n{wall_time_markdown(**timing)}\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
             f"## The teacher's training set\n\n{teacher_markdown(records)}\n"
             f"## Training\n\n{training_markdown(records)}\n"
             f"![accuracy against D](accuracy_vs_degree.png)\n")  # fmt: skip
     (out / "results.md").write_text(text)
     with tracking.resumed_run(cfg.tracking, parent_run_id):
         tracking.log_metrics({f"{task}.{method}.mean": cell["mean"] for task, cells in summary.items() for method, cell in cells.items()})
-        tracking.log_metrics({"last_run_wall_s": wall_s})
+        tracking.log_metrics({"last_run_wall_s": wall_s, "wall_s_total": timing["wall_s_total"]})
         tracking.log_metrics({f"{task}.{claim}.holds": float(entry["holds"]) for task, claims in found.items() for claim, entry in claims.items()})
         for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
             tracking.log_artifact(path, artifact_path="report")

@@ -128,7 +128,7 @@ def train_func(config: dict) -> None:
                 post_progress(progress, phase="training", validation_accuracy=watch.last)
             metrics.update(validation_accuracy=watch.last, best_validation_accuracy=watch.best,
                            best_validation_step=watch.best_step)  # fmt: skip
-            if final and watch.stopped:
+            if final and watch.stopped and step < max_steps:  # a plateau found at the cap saved no step
                 metrics["stopped_early_at_step"] = step
         losses, tokens, window_start = [], 0, time.perf_counter()
         if final:

@@ -60,6 +60,7 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
     assert len(records) == 5, "the rerun added no run"
     assert {r["seed"] for r in records if r["method"] != "teacher"} == {3}
     table = stored("results.md")
+    assert "over 2 `rt-ray experiment` commands" in table and "made 0 runs and reused 5" in table, "the rerun's time adds up"
     for method in METHODS:
         (row,) = [line for line in table.splitlines() if line.startswith(f"| {method} |")]
         assert "—" not in row and "(1 run)" in row

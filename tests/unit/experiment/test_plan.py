@@ -6,7 +6,7 @@ import pytest
 
 from rt_ray.config import ConfigError, parse_config
 from rt_ray.experiment.plan import (findings, findings_markdown, methods, outcome_runs, results_markdown, summarize, task_configs,
-                                    training_markdown)
+                                    training_markdown, wall_time_markdown)
 
 
 def records(task: str, method: str, accuracies: list[float]) -> list[dict]:
@@ -100,3 +100,9 @@ def test_the_training_table_shows_mean_steps_and_how_many_runs_stopped_early():
             {"task": "t", "method": "vanilla", "seed": 1, "steps": 100, "train_wall_s": 20, "stopped_early_at_step": 100},
             {"task": "t", "method": "teacher", "seed": None}]  # fmt: skip
     assert "| t | vanilla | 200 | 1 of 2 | 40 |" in training_markdown(runs) and "teacher" not in training_markdown(runs)
+
+
+def test_the_wall_time_counts_every_command_that_built_the_result():
+    assert wall_time_markdown(4612.4, 4612.4, 1, 36, 0) == "Wall time: 76 min 52 s for the whole experiment (one `rt-ray experiment` command, 36 runs)."
+    resumed = wall_time_markdown(30.0, 4642.4, 2, 0, 36)
+    assert resumed.startswith("Wall time: 77 min 22 s for the whole experiment, over 2") and "last took 0 min 30 s" in resumed
