@@ -159,9 +159,8 @@ def run_experiment(cfg: RtRayConfig) -> dict:
                 records.append(record)
                 note_kept(f"{label} {method}" + (f" seed {seed}" if seed is not None else ""))
                 progress.advance()
-    wall_s = time.monotonic() - started
-    timing = add_wall_time(out, wall_s, made=len(records) - reused, reused=reused)
-    return write_report(cfg, records, list(configs), names, parent_run_id, wall_s, timing)
+    timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
+    return write_report(cfg, records, list(configs), names, parent_run_id, timing)
 
 
 def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:
@@ -175,8 +174,7 @@ def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:
     return {"wall_s": wall_s, "wall_s_total": state["wall_s_total"], "invocations": state["invocations"], "made": made, "reused": reused}
 
 
-def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, wall_s: float,
-                 timing: dict) -> dict:
+def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, timing: dict) -> dict:
     out = local_dir(cfg.experiment.output_dir)
     summary = summarize(records)
     found = findings(summary, cfg.experiment.degrees, outcome_runs(records))
@@ -194,9 +192,9 @@ def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names:
     (out / "results.md").write_text(text)
     with tracking.resumed_run(cfg.tracking, parent_run_id):
         tracking.log_metrics({f"{task}.{method}.mean": cell["mean"] for task, cells in summary.items() for method, cell in cells.items()})
-        tracking.log_metrics({"last_run_wall_s": wall_s, "wall_s_total": timing["wall_s_total"]})
+        tracking.log_metrics({"last_run_wall_s": timing["wall_s"], "wall_s_total": timing["wall_s_total"]})
         tracking.log_metrics({f"{task}.{claim}.holds": float(entry["holds"]) for task, claims in found.items() for claim, entry in claims.items()})
         for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
             tracking.log_artifact(path, artifact_path="report")
     publish(cfg.experiment.output_dir, *REPORT_FILES, RUNS_FILE, STATE_FILE)
-    return {"summary": summary, "findings": found, "table": table, "report_dir": str(cfg.experiment.output_dir), "parent_run_id": parent_run_id, "wall_s": wall_s}
+    return {"summary": summary, "findings": found, "table": table, "report_dir": str(cfg.experiment.output_dir), "parent_run_id": parent_run_id, "wall_s": timing["wall_s"]}
