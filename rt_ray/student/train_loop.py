@@ -128,7 +128,7 @@ def train_func(config: dict) -> None:
                 post_progress(progress, phase="training", validation_accuracy=watch.last)
             metrics.update(validation_accuracy=watch.last, best_validation_accuracy=watch.best,
                            best_validation_step=watch.best_step)  # fmt: skip
-            if final and watch.stopped and step < max_steps:  # a plateau found at the cap saved no step
+            if final and watch.stopped_before(step, max_steps):
                 metrics["stopped_early_at_step"] = step
         losses, tokens, window_start = [], 0, time.perf_counter()
         if final:
@@ -256,6 +256,10 @@ class Plateau:
     @property
     def stopped(self) -> bool:
         return self.patience is not None and self.since_best >= self.patience
+
+    def stopped_before(self, step: int, max_steps: int) -> bool:
+        """Whether the plateau ended training early: one found at the step cap saved no step."""
+        return self.stopped and step < max_steps
 
 
 def validation_accuracy(engine, tokenizer, arch: str, validation: dict) -> float:

@@ -226,6 +226,17 @@ def test_a_plateau_stops_after_patience_validations_without_a_better_accuracy():
     assert not never.stopped
 
 
+def test_a_plateau_reached_at_the_step_cap_is_no_early_stop():
+    from rt_ray.student.train_loop import Plateau
+
+    watch = Plateau(patience=1)
+    watch.add(50, 0.6)
+    assert not watch.stopped_before(50, max_steps=100)  # no plateau yet
+    watch.add(100, 0.6)
+    assert watch.stopped and watch.stopped_before(80, max_steps=100)
+    assert not watch.stopped_before(100, max_steps=100)  # training ended at the cap anyway
+
+
 def test_early_stopping_needs_validation_questions():
     from rt_ray.config import ConfigError, parse_config
 

@@ -63,6 +63,22 @@ def test_cached_samples_are_not_requested_again_and_a_larger_pool_extends_it(tmp
     assert again[:2] == first
 
 
+def test_requests_take_turns_over_connection_pools_of_bounded_size(tmp_path):
+    settings = SimulatorSettings(latency_s=0.05)
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, max_concurrency=40), None, connections_per_pool=16)
+        stats = CallStats()
+        results = await asyncio.gather(*(client.samples(rationale_prompt(f"{QUESTION} #{i}"), 1, 0.7, 128, stats) for i in range(40)))
+        turns = [client._connect() for _ in range(6)]
+        return results, stats, turns
+
+    results, stats, turns = asyncio.run(with_simulator(settings, body))
+    assert all(len(r) == 1 for r in results) and stats.requests == 40
+    assert len({id(pool) for pool in turns}) == 3  # 40 in flight: 3 pools of at most 16
+    assert turns[:3] == turns[3:]  # in turn
+
+
 def test_bad_key_is_fatal_and_not_retried(tmp_path):
     settings = SimulatorSettings(latency_s=0.0, api_key="right-key")
 
