@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.config import StudentConfig, parse_config
 from rt_ray.student.models import build_student, save_student, student_spec
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests-per-client", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=32)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"clients": 4, "requests_per_client": 2, "max_tokens": 4})
 
     import ray
     from ray import serve

@@ -19,6 +19,7 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
@@ -50,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"requests": 40, "concurrency": [8, 16]})
 
     questions_needed = args.requests // 2
     cfg = parse_config({"task": {"name": "coin_flip", "num_examples": 2 * questions_needed, "max_train": questions_needed}})

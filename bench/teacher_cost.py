@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.config import parse_config
 from rt_ray.teacher.pipeline import generate
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=600)
     parser.add_argument("--latency-s", type=float, default=0.5)
     parser.add_argument("--batch-delay-s", type=float, default=5.0, help="the simulator's time from batches.create to output")
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"questions": 10, "degree": 2, "rpm": 6000, "latency_s": 0.01, "batch_delay_s": 0.5})
 
     ways = {
         "online, 1 prompt a request": ({"prompts_per_request": 1}, {}),

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 
 def tree(questions: int, degree: int, base_url: str, root: Path) -> dict:
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"sizes": [40, 80], "degree": 2})
     if args.child:
         print("SIZE " + json.dumps(one_size(args.child, args.degree, args.base_url, Path(args.root))), flush=True)
         return

@@ -30,6 +30,7 @@ import openai
 import ray
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.cluster import ensure_ray
 from rt_ray.config import parse_config
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--sequential-questions", type=int, default=5)
     parser.add_argument("--runs", type=int, default=2, help="pipeline runs on one cluster; the first meets it fresh")
     parser.add_argument("--ray-address", default=None, help="join this cluster (auto: the running one) instead of starting one")
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"requests": 40, "latency_s": 0.05, "concurrency": 8, "sequential_questions": 1, "runs": 1})
 
     questions_needed = args.requests // 2
     runs: list[TimedRun] = []

@@ -9,7 +9,8 @@ steps on 2 Ray Train workers (DeepSpeed ZeRO-2), the code `rt-ray train` runs, a
 worker's peak RSS (``worker_peak_rss_mb``, reported by every run). Streaming (``train.stream_above_samples``
 below the set's size) reads the shard through Ray Data with a local shuffle buffer; in memory, a
 worker first turns its whole shard into lists. RESULT: how much the peak grows per 1M samples in
-each way, and the peak at the large size.
+each way (``worker_rss_growth_mb_per_1m_samples``: streamed, as every set above
+``train.stream_above_samples`` trains; target <= 500), and the streamed peak at the large size.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow as pa
 import ray
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.config import parse_config
 from rt_ray.student.data import IGNORE_INDEX, TOKEN_SCHEMA
@@ -61,7 +63,7 @@ def train_and_measure(samples: pa.Table, spec: dict, stream: bool, steps: int, r
     loop_config = training_run_config(cfg, spec, {"arch": "decoder", "format": "ft_cot"}, None, None,
                                       num_samples=len(samples))  # fmt: skip
     started = time.perf_counter()
-    result = fit(cfg, samples, loop_config, name=f"memory-{len(samples)}-{stream}")
+    result = fit(cfg, samples, loop_config, name=f"memory-{len(samples)}-{stream}", output_dir=cfg.train.output_dir)
     if result.error is not None:
         raise result.error
     return {"peak_mb": result.metrics["worker_peak_rss_mb"], "wall_s": time.perf_counter() - started}
@@ -73,7 +75,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1_000_000, help="the streamed large set")
     parser.add_argument("--large-in-memory", type=int, default=100_000, help="the in-memory large set (1M would need ~7 GB a worker)")
     parser.add_argument("--steps", type=int, default=30)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"small": 64, "large": 256, "large_in_memory": 128, "steps": 2})
 
     ray.init(include_dashboard=False)
     # A tiny student whose tokenizer knows enough text to fill its vocabulary; the ids are drawn from it.
@@ -101,7 +103,7 @@ def main() -> None:
         return (large["peak_mb"] - small["peak_mb"]) / (large["samples"] - small["samples"]) * 1e6
 
     streamed_large = rows[1]["peak_mb"]
-    print(f"RESULT stream_rss_growth_mb_per_1m={growth_per_million('streamed'):.0f} "
+    print(f"RESULT worker_rss_growth_mb_per_1m_samples={growth_per_million('streamed'):.0f} "
           f"in_memory_rss_growth_mb_per_1m={growth_per_million('in memory'):.0f} stream_peak_mb_at_large={streamed_large:.0f}")  # fmt: skip
 
 

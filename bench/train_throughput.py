@@ -18,6 +18,7 @@ import time
 import torch
 from rich.console import Console
 from rich.table import Table
+from smoke import parse_args
 
 from rt_ray.config import parse_config
 from rt_ray.student.data import epoch_batches, pad_batch, padding_share, token_table, tokenize_pair, training_pairs
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--batch-per-worker", type=int, default=16)
     parser.add_argument("--zero-stage", type=int, default=2)
     parser.add_argument("--bucket-batches", type=int, default=50)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"steps": 3, "batch_per_worker": 4, "bucket_batches": 2})
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config({

@@ -73,7 +73,7 @@ def _load(config: Optional[Path], overrides: Optional[List[str]]) -> RtRayConfig
     try:
         return load_config(config, overrides)
     except ConfigError as error:
-        status().print(f"[red]error:[/red] {error}")
+        status().print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -259,7 +259,7 @@ def teacher_sim(
     kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
     unknown = set(kinds) - set(FAULT_KINDS)
     if unknown:
-        status().print(f"[red]error:[/red] unknown --fault-kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        status().print(f"[red]error:[/red] unknown --fault-kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}", soft_wrap=True)
         raise typer.Exit(2)
     settings = SimulatorSettings(
         model=model, latency_s=latency_s, latency_jitter_s=latency_jitter_s, wrong_rate=wrong_rate,
@@ -373,7 +373,7 @@ def pipeline(
     from rt_ray.pipeline.stages import STAGES
 
     if from_stage is not None and from_stage not in STAGES:
-        status().print(f"[red]error:[/red] --from {from_stage!r} is not a stage; stages: {', '.join(STAGES)}")
+        status().print(f"[red]error:[/red] --from {from_stage!r} is not a stage; stages: {', '.join(STAGES)}", soft_wrap=True)
         raise typer.Exit(2)
     rerun_from = STAGES[0] if force else from_stage
 

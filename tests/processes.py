@@ -20,12 +20,32 @@ RUN_MARKERS = ("raylet", "gcs_server", "ray::", "default_worker.py", "teacher-si
                "dashboard", "runtime_env_agent", "monitor.py")  # fmt: skip
 
 
+def _session_roots() -> set[int]:
+    """This test process, and under pytest-xdist the controller whose other workers run beside it."""
+    return {os.getpid(), os.getppid()} if os.environ.get("PYTEST_XDIST_WORKER") else {os.getpid()}
+
+
 def _ours(process: psutil.Process) -> bool:
-    """Started by this test session (its own Ray cluster included), not left behind by a command."""
+    """Started by this test session (its own Ray clusters included), not left behind by a command: a
+    command's leftovers outlive their parent and are adopted by init."""
+    roots = _session_roots()
     try:
-        return any(parent.pid == os.getpid() for parent in process.parents())
+        return any(parent.pid in roots for parent in process.parents())
     except psutil.Error:
         return True
+
+
+def own_processes(marker: str) -> list[psutil.Process]:
+    """Processes whose command line holds ``marker`` that this test process started, itself or through a
+    cluster it runs: never those of a test running beside it in another pytest-xdist worker."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(process.info["cmdline"] or []) and any(p.pid == os.getpid() for p in process.parents()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
 
 
 def leftover_processes(before: set[int], wait_s: float = 30.0) -> list[str]:

@@ -56,10 +56,11 @@ class StudentPredictor:
         self.mode, self.max_new_tokens = mode, max_new_tokens
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        samples = [Sample.from_row(r) for r in batch.to_dict("records")]
+        rows = batch.to_dict("records")
+        samples = [Sample.from_row(r) for r in rows]
         out = []
-        for sample, (text, judged) in zip(samples, answer_and_judge(self.model, self.tokenizer, self.arch, self.mode, samples, self.max_new_tokens)):
-            out.append({"id": sample.id, "question": sample.question, "answer": sample.answer,
+        for row, sample, (text, judged) in zip(rows, samples, answer_and_judge(self.model, self.tokenizer, self.arch, self.mode, samples, self.max_new_tokens)):
+            out.append({"split": row["split"], "id": sample.id, "question": sample.question, "answer": sample.answer,
                         "answer_type": sample.answer_type, "generated": text, **judged})  # fmt: skip
         return pd.DataFrame(out)
 
@@ -68,15 +69,22 @@ def evaluate_student(
     cfg: RtRayConfig, source: dict, mode: str, predictions_path: Path | None = None, samples: list[Sample] | None = None
 ):
     """(accuracy report, predictions) over the test split (or ``samples``); predictions also as JSONL."""
+    test = samples if samples is not None else load_task_data(cfg.task).test
+    return evaluate_splits(cfg, source, mode, {"test": (test, predictions_path)})["test"]
+
+
+def evaluate_splits(cfg: RtRayConfig, source: dict, mode: str, splits: dict[str, tuple[list[Sample], Path | None]]) -> dict:
+    """{split: (accuracy report, predictions)} for several question sets (a sweep trial's validation and
+    test questions) in one Ray Data run: one pool of model replicas, started once."""
     import ray
 
     from rt_ray.cluster import ensure_ray
 
     ensure_ray(cfg.ray)
     ray.data.DataContext.get_current().enable_progress_bars = False  # the rich bar below instead
-    test = samples if samples is not None else load_task_data(cfg.task).test
     student = cfg.student
-    ds = ray.data.from_items([s.to_row() for s in test], override_num_blocks=max(1, student.eval_replicas * 2))
+    items = [{**s.to_row(), "split": name} for name, (questions, _) in splits.items() for s in questions]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, student.eval_replicas * 2))
     predicted = ds.map_batches(
         StudentPredictor,
         batch_size=student.eval_batch_size,
@@ -87,15 +95,19 @@ def evaluate_student(
         num_cpus=student.eval_cpus,
         **({"num_gpus": student.eval_gpus} if student.eval_gpus else {}),
     )
-    order = {s.id: index for index, s in enumerate(test)}
     rows = []
-    with bar(f"evaluating {mode}", total=len(test)) as progress:
+    with bar(f"evaluating {mode}", total=len(items)) as progress:
         for batch in predicted.iter_batches(batch_size=None, batch_format="pandas"):
             rows.extend(batch.to_dict("records"))
             progress.update(completed=len(rows))
-    predictions = sorted(rows, key=lambda p: order[p["id"]])
-    predictions = [{k: (bool(v) if k in ("correct", "correct_format") else v) for k, v in p.items()} for p in predictions]
-    if predictions_path is not None:
-        predictions_path.parent.mkdir(parents=True, exist_ok=True)
-        write_jsonl(predictions_path, predictions)
-    return accuracy_report(predictions), predictions
+    results = {}
+    for name, (questions, predictions_path) in splits.items():
+        order = {s.id: index for index, s in enumerate(questions)}
+        predictions = sorted((r for r in rows if r["split"] == name), key=lambda p: order[p["id"]])
+        predictions = [{k: (bool(v) if k in ("correct", "correct_format") else v) for k, v in p.items() if k != "split"}
+                       for p in predictions]  # fmt: skip
+        if predictions_path is not None:
+            predictions_path.parent.mkdir(parents=True, exist_ok=True)
+            write_jsonl(predictions_path, predictions)
+        results[name] = accuracy_report(predictions), predictions
+    return results

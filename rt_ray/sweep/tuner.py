@@ -57,7 +57,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     (or report the result this trial left in an earlier run)."""
     import ray.tune
 
-    from rt_ray.student.evaluate import evaluate_student
+    from rt_ray.student.evaluate import evaluate_splits
     from rt_ray.student.trainer import train_student
     from rt_ray.tasks import load_task_data
 
@@ -87,8 +87,9 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     post_progress(target, phase="evaluating")
     source = {"path": str(result.model_dir)}
     staged = local_dir(out)
-    validation_report, _ = evaluate_student(cfg, source, "ft_cot", staged / PREDICTIONS_VALIDATION, samples=validation)
-    test_report, _ = evaluate_student(cfg, source, "ft_cot", staged / PREDICTIONS_TEST)
+    evaluated = evaluate_splits(cfg, source, "ft_cot", {"validation": (validation, staged / PREDICTIONS_VALIDATION),
+                                                        "test": (data.test, staged / PREDICTIONS_TEST)})  # fmt: skip
+    (validation_report, _), (test_report, _) = evaluated["validation"], evaluated["test"]
     metrics = {
         "validation_accuracy": validation_report["accuracy"],
         "test_accuracy": test_report["accuracy"],

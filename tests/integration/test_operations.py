@@ -19,7 +19,7 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
-from tests.processes import BIN, HEAD_TOKEN, outside_env, start_cli, stop_group, wait_for
+from tests.processes import BIN, HEAD_TOKEN, outside_env, own_processes, start_cli, stop_group, wait_for
 from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
@@ -178,7 +178,7 @@ def two_nodes(s3_bucket):
         yield f"127.0.0.1:{gcs}"
     finally:
         for node in reversed(nodes):
-            stop_group(node, term_wait_s=5)  # a cluster of this test's own: no need to wait out a clean stop
+            stop_group(node, term_wait_s=1)  # a cluster of this test's own: no need to wait out a clean stop
         recorded = Path("/tmp/ray/ray_current_cluster")
         if recorded.is_file() and recorded.read_text().strip().endswith(f":{gcs}"):
             recorded.unlink()
@@ -192,8 +192,6 @@ def live_nodes(gcs: int) -> int:
 
 
 def test_two_nodes_train_one_worker_each_with_checkpoints_and_the_model_on_s3(ray_cluster, two_nodes, s3_bucket, tmp_path):
-    import psutil
-
     from rt_ray.storage import remote_files
     from rt_ray.teacher.pipeline import generate
 
@@ -211,7 +209,7 @@ def test_two_nodes_train_one_worker_each_with_checkpoints_and_the_model_on_s3(ra
     raylets: set[int] = set()
     deadline = time.monotonic() + 300
     while len(raylets) < 2 and process.poll() is None and time.monotonic() < deadline:
-        workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+        workers = own_processes("ray::RayTrainWorker")
         raylets = {worker.ppid() for worker in workers}
         time.sleep(0.5)
     assert len(raylets) == 2, "the two training workers run under two raylets, one per node"

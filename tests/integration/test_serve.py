@@ -13,6 +13,7 @@ import pytest
 
 from rt_ray.config import parse_config
 from rt_ray.teacher.simulator import free_port
+from tests.processes import own_processes
 from tests.tiny import save_untrained_student
 
 pytestmark = pytest.mark.integration
@@ -209,7 +210,7 @@ def test_500_concurrent_requests_all_succeed(server):
 
 
 def replica_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if REPLICA in " ".join(p.info["cmdline"] or [])]
+    return own_processes(REPLICA)
 
 
 def test_a_replica_killed_under_load_is_replaced_and_later_requests_succeed(server):

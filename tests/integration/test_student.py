@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -18,10 +17,11 @@ from rt_ray.config import parse_config
 from rt_ray.student.evaluate import evaluate_student
 from rt_ray.student.stage import run_evaluate_stage, run_train_stage
 from rt_ray.student.train_loop import PROBE_TEXT
-from rt_ray.student.trainer import train_student
+from rt_ray.student.trainer import TrainResult, train_student
 from rt_ray.teacher.pipeline import generate
 from rt_ray.teacher.simulator import SimulatorProcess, free_port
 from tests.conftest import S3_SECRET
+from tests.processes import own_processes
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +68,22 @@ def loss_history(tree: dict, run_id: str) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def plain_run(base_tree, tmp_path_factory):
+def train_stage(base_tree, tmp_path_factory) -> tuple[dict, dict]:
+    """`rt-ray train`'s stage (train, test, register) on the base settings, once per module: its
+    student is also the ZeRO-2 run (the default stage) that the export test reloads."""
+    tree = with_changes(base_tree, tmp_path_factory.mktemp("stage"), student={"registered_name": "student-it"})
+    return tree, run_train_stage(parse_config(tree))
+
+
+@pytest.fixture(scope="module")
+def plain_run(base_tree, train_stage, tmp_path_factory):
     """A student trained with the base settings at a ZeRO stage, once per module: the gradient
-    checkpointing test compares its curve with ZeRO-3's instead of training it again."""
-    runs: dict = {}
+    checkpointing test compares its curve with ZeRO-3's instead of training it again, and ZeRO-2's
+    is the train stage's."""
+    tree, summary = train_stage
+    assert parse_config(tree).train.zero_stage == 2
+    stage_result = TrainResult(summary["model_dir"], summary["train"], {}, mlflow_run_id=summary["mlflow_run_id"])
+    runs: dict = {2: (stage_result, loss_history(tree, summary["mlflow_run_id"]))}
 
     def trained(zero_stage: int) -> tuple:
         if zero_stage not in runs:
@@ -112,25 +124,34 @@ def probe_logit_sum(model, tokenizer) -> float:
         return model.eval()(input_ids=ids).logits.sum().item()
 
 
-def solve_over_http(model_dir: str | Path) -> httpx.Response:
+@pytest.fixture(scope="module")
+def serve_port(ray_cluster):
+    """One Ray Serve instance for the module's served students (a shutdown takes ~13 s here)."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+
+
+def solve_over_http(model_dir: str | Path, port: int) -> httpx.Response:
     """``model_dir`` served the way `rt-ray serve` serves it, asked one /v1/solve question."""
     from ray import serve
 
     from rt_ray.serve.app import app_from_config
 
-    port = free_port()
     cfg = parse_config({"serve": {"model": str(model_dir), "port": port, "num_replicas": 1, "num_cpus": 0.5}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         serve.run(app_from_config(cfg), name="lora-student", route_prefix="/")
         question = {"task": "coin_flip", "question": "A coin is heads up. Ann flips the coin. Is the coin still heads up?"}
         return httpx.post(f"http://127.0.0.1:{port}/v1/solve", json=question, timeout=120)
     finally:
-        serve.shutdown()
+        serve.delete("lora-student")
 
 
 @pytest.mark.parametrize("zero_stage, export", [(2, "adapter"), (3, "merged")])
-def test_a_lora_student_trains_only_adapters_under_zero_and_its_export_reloads_and_serves(base_tree, tmp_path, zero_stage, export):
+def test_a_lora_student_trains_only_adapters_under_zero_and_its_export_reloads_and_serves(base_tree, serve_port, tmp_path, zero_stage, export):
     from rt_ray.artifacts import load_student
     from rt_ray.student.models import build_student
 
@@ -153,7 +174,7 @@ def test_a_lora_student_trains_only_adapters_under_zero_and_its_export_reloads_a
     assert all(torch.equal(trained[k], base[k]) for k in base if k not in adapted and k in trained)
     assert not any(torch.equal(trained[k], base[k]) for k in adapted)
 
-    response = solve_over_http(result.model_dir)
+    response = solve_over_http(result.model_dir, serve_port)
     assert response.status_code == 200, response.text
     assert response.json()["raw"]
 
@@ -179,7 +200,7 @@ def s3_text(uri: str) -> str:
         return stream.read().decode()
 
 
-def test_on_s3_a_killed_worker_resumes_from_the_checkpoint_there_and_serve_reads_the_model_from_s3(base_tree, tmp_path, s3_bucket):
+def test_on_s3_a_killed_worker_resumes_from_the_checkpoint_there_and_serve_reads_the_model_from_s3(base_tree, serve_port, tmp_path, s3_bucket):
     from rt_ray.storage import remote_files
 
     output = f"{s3_bucket}/killed-{tmp_path.name}"
@@ -203,7 +224,7 @@ def test_on_s3_a_killed_worker_resumes_from_the_checkpoint_there_and_serve_reads
     while registered_checkpoints() == 0:
         assert thread.is_alive() and time.monotonic() < deadline, "no checkpoint was registered"
         time.sleep(0.5)
-    workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+    workers = own_processes("ray::RayTrainWorker")
     assert workers, "found the training workers"
     workers[-1].kill()
     thread.join(timeout=600)
@@ -215,17 +236,17 @@ def test_on_s3_a_killed_worker_resumes_from_the_checkpoint_there_and_serve_reads
     assert state["starts"][1] >= 10, f"resumed from a checkpoint, not from step 0: {state['starts']}"
     assert any("/checkpoint_" in name for name in remote_files(f"{output}/ray_train")), "checkpoints live in the bucket"
 
-    response = solve_over_http(result.model_dir)  # serve.model: s3://...; the replica downloads it
+    response = solve_over_http(result.model_dir, serve_port)  # serve.model: s3://...; the replica downloads it
     assert response.status_code == 200, response.text
     assert response.json()["raw"]
     run = mlflow_run(tree, result.mlflow_run_id)
     assert S3_SECRET not in json.dumps([run.data.params, run.data.tags]), "the store's secret reached MLflow"
 
 
-def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_baselines(base_tree, tmp_path):
-    tree = with_changes(base_tree, tmp_path, student={"registered_name": "student-it"})
+def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_baselines(train_stage):
+    tree, summary = train_stage
     cfg = parse_config(tree)
-    summary = run_train_stage(cfg)
+    student_dir = Path(tree["train"]["output_dir"])
     assert summary["test"]["n"] == 18 and summary["registered_version"] is not None
 
     from mlflow.tracking import MlflowClient
@@ -243,4 +264,4 @@ def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_b
     assert set(outcome["results"]) == {"ft_cot", "zero_shot", "vanilla"}
     assert all(r["n"] == 18 for r in outcome["results"].values())
     for name in ("predictions_ft_cot.jsonl", "predictions_zero_shot.jsonl", "predictions_vanilla.jsonl"):
-        assert len((tmp_path / "student" / name).read_text().splitlines()) == 18
+        assert len((student_dir / name).read_text().splitlines()) == 18
