@@ -25,12 +25,15 @@ def _session_roots() -> set[int]:
     return {os.getpid(), os.getppid()} if os.environ.get("PYTEST_XDIST_WORKER") else {os.getpid()}
 
 
+def _descends_from(process: psutil.Process, roots: set[int]) -> bool:
+    return any(parent.pid in roots for parent in process.parents())
+
+
 def _ours(process: psutil.Process) -> bool:
     """Started by this test session (its own Ray clusters included), not left behind by a command: a
     command's leftovers outlive their parent and are adopted by init."""
-    roots = _session_roots()
     try:
-        return any(parent.pid in roots for parent in process.parents())
+        return _descends_from(process, _session_roots())
     except psutil.Error:
         return True
 
@@ -41,7 +44,7 @@ def own_processes(marker: str) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if marker in " ".join(process.info["cmdline"] or []) and any(p.pid == os.getpid() for p in process.parents()):
+            if marker in " ".join(process.info["cmdline"] or []) and _descends_from(process, {os.getpid()}):
                 found.append(process)
         except psutil.Error:
             continue
