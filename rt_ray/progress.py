@@ -86,16 +86,25 @@ def training_detail(entry: dict) -> str:
 
 
 class ProgressBoard:
-    """Where training workers post progress for the driver's bars: key -> latest fields."""
+    """Where training workers post progress for the driver's bars: key -> latest fields. Rank 0 of each
+    worker group also registers its group here (placement group and its own actor), so the driver
+    can free the group of a run it stops (``rt_ray.sweep.tuner.free_worker_groups``)."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict] = {}
+        self._groups: dict[str, list[tuple[str, object]]] = {}
 
     def post(self, key: str, fields: dict) -> None:
         self._entries.setdefault(key, {}).update(fields)
 
     def read(self) -> dict[str, dict]:
         return self._entries
+
+    def register_group(self, key: str, placement_group_id: str, worker) -> None:
+        self._groups.setdefault(key, []).append((placement_group_id, worker))
+
+    def groups(self, key: str) -> list[tuple[str, object]]:
+        return self._groups.get(key, [])
 
 
 def new_board():
@@ -109,6 +118,15 @@ def post_progress(target: dict | None, **fields) -> None:
     """From a worker: post to the board named in its config (``{"board", "key"}``), never waiting."""
     if target:
         target["board"].post.remote(target["key"], fields)
+
+
+def register_worker_group(target: dict | None) -> None:
+    """From rank 0: register this worker group's placement group and rank 0's own actor on the board."""
+    import ray
+
+    group = ray.util.get_current_placement_group()
+    if target and group is not None:
+        target["board"].register_group.remote(target["key"], group.id.hex(), ray.get_runtime_context().current_actor)
 
 
 @contextmanager

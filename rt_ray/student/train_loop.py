@@ -54,7 +54,7 @@ def train_func(config: dict) -> None:
     import torch.distributed as dist
 
     from rt_ray import tracking
-    from rt_ray.progress import post_progress
+    from rt_ray.progress import post_progress, register_worker_group
     from rt_ray.student.deepspeed_config import warmup_then_linear_decay
     from rt_ray.student.models import (add_lora, build_student, enable_gradient_checkpointing, parameter_counts,
                                        save_lora_student, save_student)  # fmt: skip
@@ -102,8 +102,6 @@ def train_func(config: dict) -> None:
 
     validation = config.get("validation")  # held-out questions, scored every validation["every_steps"]
     watch = Plateau(validation["patience"] if validation else None)
-    group = ray.util.get_current_placement_group()
-    placement_group_id = group.id.hex() if group else None
 
     def report(final: bool, checkpoint_due: bool = True) -> None:
         nonlocal losses, tokens, window_start
@@ -134,9 +132,9 @@ def train_func(config: dict) -> None:
         if final:
             metrics["export_check"] = _probe_logit_sum(engine, tokenizer, config["spec"]["arch"], device)
         # What Tune needs beside the numbers (forwarded by TuneReportCallback): the step on the scheduler's
-        # clock (absent at the end: the trial's own result comes after evaluation), and what to clean up
-        # if the scheduler stops the trial (its worker group's placement group, its MLflow run).
-        for_tune = {} if not validation else {"placement_group": placement_group_id, "mlflow_run_id": config.get("mlflow_run_id"),
+        # clock (absent at the end: the trial's own result comes after evaluation), and the MLflow run to
+        # end if the scheduler stops the trial (its worker group is on the progress board).
+        for_tune = {} if not validation else {"mlflow_run_id": config.get("mlflow_run_id"),
                                               **({} if final else {"validated_step": step})}  # fmt: skip
         if not (checkpoint_due or final):
             if rank == 0 and config.get("mlflow_run_id"):
@@ -167,6 +165,7 @@ def train_func(config: dict) -> None:
     progress = config.get("progress") if rank == 0 else None
     posted_at, tokens_since_post, recent_loss = time.perf_counter(), 0, None
     post_progress(progress, phase="training", step=step, max_steps=max_steps)
+    register_worker_group(progress)
     for padded in batches:
         batch = {key: value.to(device) for key, value in padded.items()}
         loss = engine(**batch).loss

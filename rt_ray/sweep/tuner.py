@@ -21,6 +21,8 @@ rerun resumes.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +44,7 @@ SWEEP_STATE = "sweep_state.json"
 SWEEP_REPORT = ("accuracy_vs_degree.png", "results.json", "results.md")
 PREDICTIONS_VALIDATION, PREDICTIONS_TEST = "predictions_validation.jsonl", "predictions_test.jsonl"
 RESULT_KEYS = ("validation_accuracy", "test_accuracy", "train_samples", "trial_time_s", "model_dir", "mlflow_run_id")
+logger = logging.getLogger(__name__)
 # What a trial's student depends on besides its knobs and the teacher's rationales.
 TRIAL_INPUTS = ("task", "student", "train", "sweep.validation_size")
 
@@ -150,6 +153,7 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
         )
         with bar("sweep", total=total) as overall, watch_board(board, on_done=_trial_done(overall, cfg.sweep.metric)):
             grid = tuner.fit()
+        stopped.wait_until_freed()
         outcome = _finish(cfg, grid, space, parent_run_id, out)
     write_record(out, fingerprint, outcome)
     publish(out, *SWEEP_REPORT, SWEEP_STATE, RECORD_FILE)
@@ -180,31 +184,84 @@ def _scheduler(cfg: RtRayConfig, space: dict):
 
 
 def stopped_trials_callback(tracking_cfg, board):
-    """A Tune callback (driver side) for the trials the scheduler stops: their worker group's placement
-    group is removed (Ray Train's own cleaner asks the dashboard's state API, which a local cluster
-    here runs without), their MLflow run is ended KILLED, and their progress row says where they stopped."""
+    """A Tune callback (driver side) for the trials the scheduler stops: their MLflow run is ended
+    KILLED, their progress row says where they stopped, and a thread frees their worker groups once
+    the trial's actor is gone (``wait_until_freed`` joins those threads)."""
     from ray.tune import Callback
 
     class StoppedTrials(Callback):
+        def __init__(self) -> None:
+            self.freeing: list[threading.Thread] = []
+
         def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
             last = trial.last_result or {}
             if "model_dir" in last or "validated_step" not in last:
                 return  # finished (or reused): nothing of it is left running
-            _remove_placement_group(last.get("placement_group"))
+            key = trial_label(dict(trial.config))
+            freeing = threading.Thread(target=free_worker_groups, args=(board, key), name=f"rt-ray-free {key}", daemon=True)
+            freeing.start()
+            self.freeing.append(freeing)
             if last.get("mlflow_run_id"):
                 tracking.end_run(tracking_cfg, last["mlflow_run_id"], "KILLED")
-            post_progress({"board": board, "key": trial_label(dict(trial.config))}, phase="done", stopped_early=True,
+            post_progress({"board": board, "key": key}, phase="done", stopped_early=True,
                           step=last["validated_step"], validation_accuracy=last["validation_accuracy"])  # fmt: skip
+
+        def wait_until_freed(self) -> None:
+            for thread in self.freeing:
+                thread.join()
 
     return StoppedTrials()
 
 
-def _remove_placement_group(group_id: str | None) -> None:
+def free_worker_groups(board, key: str, wait_s: float = 300.0) -> None:
+    """Remove the placement groups of a stopped run's worker groups (registered on ``board`` under
+    ``key``) once each group's rank 0 is gone.
+
+    Why wait: Tune calls ``on_trial_complete`` before it stops the trial's actor, whose Train controller
+    is still alive then; a group removed under a living controller reads to it as a failed worker, and
+    it starts the group again in a new placement group, which then outlives it (a placement group
+    lasts as long as the job that made it, and Ray Train's own cleaner asks the dashboard's state
+    API, which a local cluster here runs without). The workers fate-share with their controller, so
+    once rank 0 is gone its controller is too, and nothing can start the group again."""
+    import ray
+
+    deadline, freed = time.monotonic() + wait_s, set()
+    try:
+        while pending := [g for g in ray.get(board.groups.remote(key), timeout=60) if g[0] not in freed]:
+            for group_id, worker in pending:
+                if not _wait_until_gone(worker, deadline):
+                    logger.warning("run %s: its workers still run %.0f s after it was stopped; freeing them anyway", key, wait_s)
+                _remove_placement_group(group_id)
+                freed.add(group_id)
+    except Exception:  # a thread's error would otherwise reach no one
+        logger.exception("run %s: could not free its workers", key)
+
+
+def _wait_until_gone(worker, deadline: float) -> bool:
+    """True once the actor ``worker`` has died; False if it still lives at ``deadline``."""
+    import ray
+    from ray.exceptions import ActorDiedError
+
+    probe = worker.__ray_ready__.remote()  # every actor answers it; it fails once the actor is dead
+    while time.monotonic() < deadline:
+        ready, _ = ray.wait([probe], timeout=1.0)
+        if not ready:
+            continue
+        try:
+            ray.get(probe)
+        except ActorDiedError:
+            return True
+        except ray.exceptions.RayActorError:  # unreachable for a moment: ask again
+            pass
+        time.sleep(0.5)
+        probe = worker.__ray_ready__.remote()
+    return False
+
+
+def _remove_placement_group(group_id: str) -> None:
     import ray
     from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
-    if not group_id:
-        return
     group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id)))
     if placement_group_table(group).get("state") not in (None, "REMOVED"):
         remove_placement_group(group)

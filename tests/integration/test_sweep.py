@@ -136,5 +136,53 @@ def test_asha_stops_the_trial_that_trails_at_a_rung_ends_its_run_and_frees_its_w
     assert len(curve) >= 5, "the finished trial reported validation accuracy every 60 steps"
     last_step = max(m.step for m in client.get_metric_history(runs[1e-6].info.run_id, "loss"))
     assert last_step < 300, "the stopped trial's workers were stopped, not left to train to the end"
-    left = [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+    left = reserved_placement_groups()
+    for group in left:  # so that a failure here does not starve the session's cluster for the tests after it
+        ray.util.remove_placement_group(ray.util.placement_group.PlacementGroup(ray.PlacementGroupID.from_hex(group["placement_group_id"])))
     assert not left, f"placement groups left reserved: {left}"
+
+
+def reserved_placement_groups() -> list[dict]:
+    import ray
+
+    return [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+
+
+def test_a_stopped_runs_worker_groups_are_freed_once_their_rank_0_is_gone_and_not_before(ray_cluster):
+    """Each registered group's placement group is removed only after its rank 0 has died: removed
+    under a living controller, the group would be started again in a new one that nothing frees."""
+    import threading
+    import time
+
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from rt_ray.progress import new_board
+    from rt_ray.sweep.tuner import free_worker_groups
+
+    @ray.remote(num_cpus=0.1)
+    class Worker:
+        def ping(self) -> bool:
+            return True
+
+    board, workers = new_board(), []
+    for _ in range(2):  # a group and the one a restart put in its place
+        group = ray.util.placement_group([{"CPU": 0.1}])
+        ray.get(group.ready(), timeout=60)
+        worker = Worker.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote()
+        ray.get(worker.ping.remote(), timeout=60)
+        ray.get(board.register_group.remote("D1", group.id.hex(), worker), timeout=60)
+        workers.append((group, worker))
+    freeing = threading.Thread(target=free_worker_groups, args=(board, "D1"), daemon=True)
+    freeing.start()
+    time.sleep(3)
+    states = [ray.util.placement_group_table(group)["state"] for group, _ in workers]
+    assert states == ["CREATED", "CREATED"], "freed while its rank 0 still lived"
+    ray.kill(workers[0][1])
+    deadline = time.monotonic() + 30
+    while ray.util.placement_group_table(workers[0][0])["state"] != "REMOVED" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [ray.util.placement_group_table(group)["state"] for group, _ in workers] == ["REMOVED", "CREATED"]
+    ray.kill(workers[1][1])
+    freeing.join(30)
+    assert not freeing.is_alive() and ray.util.placement_group_table(workers[1][0])["state"] == "REMOVED"
