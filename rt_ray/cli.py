@@ -44,10 +44,11 @@ def _user_error(error: BaseException) -> str | None:
     from rt_ray.artifacts import GenerationNotFinished
     from rt_ray.teacher.pipeline import TeacherUnavailable
 
+    from rt_ray.locks import OutputFolderBusy
     from rt_ray.pipeline.run import PipelineStopped
 
     known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError,
-             GenerationNotFinished, TrainingDataError, PipelineStopped)  # fmt: skip
+             GenerationNotFinished, TrainingDataError, PipelineStopped, OutputFolderBusy)  # fmt: skip
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -252,8 +253,13 @@ def teacher_sim(
     batch_fail_rate: float = typer.Option(0.0, help="Share of batch lines that go to the error file."),
     batch_expire_first: int = typer.Option(0, help="This many batches expire with half their lines done."),
     batch_api_429s: int = typer.Option(0, help="This many of the first files.create / batches.create calls get a 429."),
+    answer_key: Optional[List[str]] = typer.Option(None, help="A custom task's file (or URI), read as the answer key; repeat for its test file."),
+    answer_type: str = typer.Option("number", help="The answer key's answer type: number, choice, yes_no or text."),
+    field_: Optional[List[str]] = typer.Option(None, "--field", help="name=column, as task.fields (question=q, answer=a, rationale=solution, ...)."),
 ) -> None:
-    """Offline teacher: an OpenAI-compatible server that solves coin flip, last letter and shuffled objects."""
+    """Offline teacher: an OpenAI-compatible server that solves coin flip, last letter and shuffled
+    objects, and any custom task from its answer key."""
+    from rt_ray.tasks import TaskDataError
     from rt_ray.teacher.simulator.server import FAULT_KINDS, SimulatorSettings, serve
 
     kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
@@ -266,10 +272,15 @@ def teacher_sim(
         fault_rate=fault_rate, fault_kinds=kinds, retry_after_ms=retry_after_ms, hang_s=hang_s,
         api_key=os.environ.get(api_key_env) if api_key_env else None, seed=seed, log_file=log_file,
         batch_delay_s=batch_delay_s, batch_fail_rate=batch_fail_rate, batch_expire_first=batch_expire_first,
-        batch_api_429s=batch_api_429s,
+        batch_api_429s=batch_api_429s, answer_key=tuple(answer_key or ()), answer_type=answer_type,
+        fields=dict(assignment.split("=", 1) for assignment in field_ or ()),
     )  # fmt: skip
     status().print(f"teacher simulator on http://{host}:{port}/v1 (model {model})")
-    serve(settings, host=host, port=port)
+    try:
+        serve(settings, host=host, port=port)
+    except TaskDataError as error:  # the answer key's file
+        status().print(f"[red]error:[/red] {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -49,6 +49,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+# The paper's three BIG-bench task files ship with the package (tasks/data/bigbench/NOTICE.md).
+SHIPPED_BIGBENCH = Path(__file__).resolve().parent / "tasks" / "data" / "bigbench"
+
+
 class TaskConfig(Section):
     name: str = "coin_flip"
     # Generated tasks (coin_flip, last_letter_concatenation): how many questions and items each.
@@ -56,16 +60,36 @@ class TaskConfig(Section):
     num_items: int = Field(4, gt=0, description="flips per coin question, names per last-letter question")
     generation_seed: int = 0
     # File tasks: BIG-bench task JSON files live in bigbench_dir; the others in data_dir.
-    bigbench_dir: LocalFolder = Path("../shared/data/bigbench")
+    bigbench_dir: LocalFolder = SHIPPED_BIGBENCH
     data_dir: LocalFolder = Path("data")
-    # Map our fields (question, answer, ...) to the file's field names, for local JSON/JSONL files.
-    field_map: dict[str, str] = {}
+    # Map our fields (question, answer, choices, context, rationale, ...) to the file's column names.
+    fields: dict[str, str] = {}
     # Load the task from the Hugging Face hub with `datasets` instead of local files.
     from_hub: bool = False
+    # A custom task (name: custom): the team's own questions in a file or URI (.jsonl, .json, .csv,
+    # .parquet; OpenAI's chat fine-tuning JSONL too), or `hub: name[:config]` through `datasets`.
+    path: OutputLocation | None = None
+    test_path: OutputLocation | None = Field(None, description="the team's own test split; else the seeded split")
+    hub: str | None = None
+    answer_type: Literal["number", "choice", "yes_no", "text"] | None = None
+    instructions: str | None = Field(None, description="placed before every teacher prompt")
     train_ratio: float = Field(0.7, gt=0, lt=1)
     split_seed: int = 0
     max_train: int | None = Field(None, gt=0, description="cap on training questions (after the split)")
     max_test: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _custom_task_is_whole(self) -> "TaskConfig":
+        custom_only = [key for key in ("path", "test_path", "hub", "answer_type", "instructions") if getattr(self, key)]
+        if self.name != "custom":
+            if custom_only:
+                raise ValueError(f"task.{custom_only[0]} is for task.name custom (task.name is {self.name!r})")
+            return self
+        if not (self.path or self.hub):
+            raise ValueError("task.name custom needs task.path (a file or URI of questions) or task.hub (name[:config])")
+        if self.answer_type is None:
+            raise ValueError("task.name custom needs task.answer_type: number, choice, yes_no or text")
+        return self
 
 
 class Price(Section):
@@ -381,7 +405,8 @@ class RtRayConfig(Section):
         picked = {
             name: value
             for name, value in self.flat().items()
-            if any(name == key or name.startswith(f"{key}.") for key in keys) and name.rsplit(".", 1)[-1] not in NOT_INPUTS
+            if any(name == key or name.startswith(f"{key}.") for key in keys)
+            and name.rsplit(".", 1)[-1] not in NOT_INPUTS and name not in TASK_LOCATIONS
         }
         text = json.dumps([upstream, picked], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -393,6 +418,9 @@ NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "che
                         "backoff_max_s", "request_timeout_s", "questions_per_block", "part_every_s", "max_cost_usd",
                         "prompts_per_request", "mode", "batch_max_requests", "batch_max_bytes", "batch_poll_s",
                         "batch_completion_window"})  # fmt: skip
+# Where a task's data is read from: its content enters the teacher's fingerprint instead (teacher_fingerprint),
+# so an edited file is a new task and the same file reached by another path is the same one.
+TASK_LOCATIONS = frozenset({"task.path", "task.test_path", "task.data_dir", "task.bigbench_dir"})
 # What the teacher's rationales depend on (the degree aside: a finished run at D=8 holds D=4's).
 TEACHER_INPUTS = ("task", "teacher.base_url", "teacher.model", "teacher.api", "teacher.supports_n", "generation.temperature",
                   "generation.max_tokens_rationale", "generation.max_tokens_answer", "generation.answer_from")  # fmt: skip

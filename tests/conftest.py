@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_BIGBENCH = (REPO.parent / "shared" / "data" / "bigbench").resolve()
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 # Ray Train's own knobs, for a suite of some forty tiny training runs (set before any cluster starts,
@@ -36,9 +35,10 @@ def pytest_collection_modifyitems(items: list) -> None:
 
 @pytest.fixture(scope="session")
 def bigbench_dir() -> Path:
-    if not SHARED_BIGBENCH.is_dir():
-        pytest.skip(f"BIG-bench files not found at {SHARED_BIGBENCH}")
-    return SHARED_BIGBENCH
+    """The BIG-bench files the package ships (task.bigbench_dir's default)."""
+    from rt_ray.config import SHIPPED_BIGBENCH
+
+    return SHIPPED_BIGBENCH
 
 
 S3_BUCKET = "rt-ray-it"

@@ -123,6 +123,14 @@ def parent_run(cfg: RtRayConfig, out: Path) -> str:
 
 
 def run_experiment(cfg: RtRayConfig) -> dict:
+    """``_run_experiment``, as the one run writing experiment.output_dir."""
+    from rt_ray.locks import output_lock
+
+    with output_lock(cfg.with_absolute_paths().experiment.output_dir, "experiment.output_dir"):
+        return _run_experiment(cfg)
+
+
+def _run_experiment(cfg: RtRayConfig) -> dict:
     from rt_ray.cluster import ensure_ray
 
     cfg = cfg.with_absolute_paths()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig
+from rt_ray.locks import output_lock
 from rt_ray.student.evaluate import evaluate_student
 from rt_ray.artifacts import load_student
 from rt_ray.student.trainer import TrainResult, train_student
@@ -19,6 +20,11 @@ from rt_ray.storage import join, local_dir, publish
 
 def run_train_stage(cfg: RtRayConfig, resume_from: str | None = None, parent_run_id: str | None = None) -> dict:
     """Fine-tune the configured student, evaluate it on the test split, log and register it."""
+    with output_lock(cfg.train.output_dir, "train.output_dir"):
+        return _train_evaluate_register(cfg, resume_from, parent_run_id)
+
+
+def _train_evaluate_register(cfg: RtRayConfig, resume_from: str | None, parent_run_id: str | None) -> dict:
     result: TrainResult = train_student(cfg, resume_from=resume_from, parent_run_id=parent_run_id)
     fmt = cfg.student.format
     out = local_dir(cfg.train.output_dir)

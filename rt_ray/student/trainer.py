@@ -163,7 +163,16 @@ def prepare_training(cfg: RtRayConfig, fmt: str, degree: int | None, held_out: s
     return pairs, student_spec(cfg.student, texts=[source + target for source, target in pairs]), lineage
 
 
-def train_student(
+def train_student(cfg: RtRayConfig, *args, output_dir: str | Path | None = None, **kwargs) -> TrainResult:
+    """``_train_student``, as the one run writing its output folder."""
+    from rt_ray.locks import output_lock
+
+    output_dir = output_dir or cfg.train.output_dir
+    with output_lock(output_dir, "train.output_dir"):
+        return _train_student(cfg, *args, output_dir=output_dir, **kwargs)
+
+
+def _train_student(
     cfg: RtRayConfig,
     fmt: str | None = None,
     degree: int | None = None,

@@ -110,6 +110,14 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
 
 
 def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
+    """``_run_sweep``, as the one run writing sweep.output_dir."""
+    from rt_ray.locks import output_lock
+
+    with output_lock(cfg.with_absolute_paths().sweep.output_dir, "sweep.output_dir"):
+        return _run_sweep(cfg, teacher_stats)
+
+
+def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     """Sweep, or return the outcome of the finished sweep with the same inputs (``forget_sweep``
     makes it train every trial again). Rationales come from ``teacher_stats``'s finished set, else are generated
     once at the largest D (a finished set with the same teacher inputs is reused)."""

@@ -13,6 +13,7 @@ from rt_ray.config import TaskConfig
 from rt_ray.tasks.answers import AnswerType
 from rt_ray.tasks.base import Sample, Task, TaskData, TaskDataError, seeded_split
 from rt_ray.tasks.bigbench import load_bigbench_choice, load_bigbench_yes_no
+from rt_ray.tasks.custom import check_rows, hub_rows, read_custom, summary_line
 from rt_ray.tasks.files import FILE_TASKS, load_from_files, load_from_hub
 from rt_ray.tasks.generated import load_coin_flip, load_last_letter
 
@@ -24,8 +25,8 @@ def _generated(loader):
 def _file_task(name: str):
     def load(cfg: TaskConfig):
         if cfg.from_hub:
-            return load_from_hub(name, cfg.field_map)
-        return load_from_files(name, cfg.data_dir, cfg.field_map)
+            return load_from_hub(name, cfg.fields)
+        return load_from_files(name, cfg.data_dir, cfg.fields)
 
     return load
 
@@ -65,16 +66,34 @@ def get_task(name: str) -> Task:
 
 def load_task_data(cfg: TaskConfig) -> TaskData:
     """Train and test samples; a seeded 70/30 split unless the dataset ships its own."""
-    loaded = get_task(cfg.name).load(cfg)
-    if isinstance(loaded, tuple):
-        train, test = loaded
+    if cfg.name == "custom":
+        data = load_custom(cfg)
     else:
-        train, test = seeded_split(loaded, cfg.train_ratio, cfg.split_seed)
+        loaded = get_task(cfg.name).load(cfg)
+        data = TaskData(*loaded) if isinstance(loaded, tuple) else TaskData(*seeded_split(loaded, cfg.train_ratio, cfg.split_seed))
     if cfg.max_train is not None:
-        train = train[: cfg.max_train]
+        data.train = data.train[: cfg.max_train]
     if cfg.max_test is not None:
-        test = test[: cfg.max_test]
-    return TaskData(train=train, test=test)
+        data.test = data.test[: cfg.max_test]
+    return data
+
+
+def load_custom(cfg: TaskConfig) -> TaskData:
+    """A team's own file (or hub dataset), every row checked; its test file, else the seeded split."""
+    split = "train" if cfg.test_path else "all"
+    if cfg.hub:
+        rows = check_rows(hub_rows(cfg.hub), f"hub dataset {cfg.hub}", cfg.answer_type, cfg.fields, split)
+    else:
+        rows = read_custom(cfg.path, cfg.answer_type, cfg.fields, split)
+    notes = [summary_line(cfg.path or f"hub dataset {cfg.hub}", rows)]
+    if cfg.test_path:
+        test_rows = read_custom(cfg.test_path, cfg.answer_type, cfg.fields, "test")
+        notes.append(summary_line(cfg.test_path, test_rows))
+        train, test = rows.samples, test_rows.samples
+        rows.rationales.update(test_rows.rationales)
+    else:
+        train, test = seeded_split(rows.samples, cfg.train_ratio, cfg.split_seed)
+    return TaskData(train, test, instructions=rows.instructions, rationales=rows.rationales, notes=notes)
 
 
 __all__ = ["TASKS", "AnswerType", "Sample", "Task", "TaskData", "TaskDataError", "get_task", "load_task_data"]

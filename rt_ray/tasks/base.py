@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -44,6 +45,19 @@ class Sample:
 class TaskData:
     train: list[Sample]
     test: list[Sample]
+    instructions: str = ""  # what a custom task's file says the teacher is to be told (a chat file's system message)
+    rationales: dict[str, str] = field(default_factory=dict)  # question -> a worked solution the data carries
+    notes: list[str] = field(default_factory=list)  # what reading the data found (rows read, kept, dropped)
+
+    def fingerprint(self) -> str:
+        """A hash of the questions and answers themselves, wherever they were read from: an edited
+        row makes a new task, the same file reached by another path the same one."""
+        digest = hashlib.sha256(self.instructions.encode())
+        for split in (self.train, self.test):
+            for sample in split:
+                digest.update(json.dumps(sample.to_row(), sort_keys=True).encode())
+            digest.update(b"|")
+        return digest.hexdigest()[:12]
 
 
 @dataclass(frozen=True)

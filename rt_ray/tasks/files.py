@@ -1,6 +1,6 @@
 """Tasks read from local JSON/JSONL files, or from the Hugging Face hub when online.
 
-Each task names its files under ``task.data_dir/<task>/`` and the fields it reads; ``task.field_map``
+Each task names its files under ``task.data_dir/<task>/`` and the fields it reads; ``task.fields``
 overrides a field name (``question``, ``answer``, ``body``, ``options``, ``choices``), with dotted
 paths into nested records and list indexes (``lSolutions.0``, ``question.stem``).
 
@@ -136,7 +136,7 @@ def record_to_sample(task: str, index: int, record: dict, spec: FileTaskSpec, fi
         else:
             answer = _number_answer(raw_answer)
     except KeyError as err:
-        raise TaskDataError(f"{task}: record {index} has no field {err.args[0]!r} (see task.field_map)") from None
+        raise TaskDataError(f"{task}: record {index} has no field {err.args[0]!r} (see task.fields)") from None
     except ValueError:
         raise TaskDataError(f"{task}: record {index} answer {raw_answer!r} is not a number") from None
     return Sample(f"{task}-{index}", question, answer, spec.answer_type.value, choices)

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from rt_ray.config import Price, TeacherConfig
 from rt_ray.teacher.accounting import cost_usd, estimate_prompt_tokens
 from rt_ray.teacher.cache import sample_key, sampling_params
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
+from rt_ray.teacher.prompts import PAPER_STYLE, PromptStyle
 
 
 @dataclass(frozen=True)
@@ -58,33 +58,34 @@ def _line(prompts: list[str], n: int, temperature: float, max_tokens: int, targe
     return BatchLine(hashlib.sha256(material.encode()).hexdigest()[:32], tuple(prompts), n, temperature, max_tokens, tuple(targets))
 
 
-def rationale_keys(question: str, cfg: TeacherConfig, degree: int, temperature: float, max_tokens: int) -> list[str]:
+def rationale_keys(question: str, cfg: TeacherConfig, degree: int, temperature: float, max_tokens: int,
+                   style: PromptStyle = PAPER_STYLE) -> list[str]:  # fmt: skip
     """The cache keys of a question's first D rationale samples, as the online client keys them."""
     params = sampling_params(cfg.api, temperature, max_tokens)
-    return [sample_key(cfg.model, rationale_prompt(question), params, i) for i in range(degree)]
+    return [sample_key(cfg.model, style.rationale(question), params, i) for i in range(degree)]
 
 
 def rationale_lines(questions: Iterable[str], cfg: TeacherConfig, degree: int, temperature: float, max_tokens: int,
-                    is_cached: Callable[[str], bool]) -> list[BatchLine]:  # fmt: skip
+                    is_cached: Callable[[str], bool], style: PromptStyle = PAPER_STYLE) -> list[BatchLine]:  # fmt: skip
     """Step 1: each question's missing rationale samples (indexes below D), n of them a line where
     the endpoint takes n, one a line where it does not; as the online client asks for them."""
     lines = []
     for question in questions:
-        missing = [key for key in rationale_keys(question, cfg, degree, temperature, max_tokens) if not is_cached(key)]
+        missing = [key for key in rationale_keys(question, cfg, degree, temperature, max_tokens, style) if not is_cached(key)]
         groups = [missing] if cfg.supports_n else [[key] for key in missing]
-        lines += [_line([rationale_prompt(question)], len(group), temperature, max_tokens, group) for group in groups if group]
+        lines += [_line([style.rationale(question)], len(group), temperature, max_tokens, group) for group in groups if group]
     return lines
 
 
 def answer_lines(pairs: Iterable[tuple[str, list[str]]], cfg: TeacherConfig, max_tokens: int,
-                 is_cached: Callable[[str], bool]) -> list[BatchLine]:  # fmt: skip
+                 is_cached: Callable[[str], bool], style: PromptStyle = PAPER_STYLE) -> list[BatchLine]:  # fmt: skip
     """Step 2: for each (question, its rationale texts) the missing greedy answer-extraction samples,
     up to prompts_per_request prompts a line on the completions API, one a line on chat."""
     params = sampling_params(cfg.api, 0.0, max_tokens)
     size = cfg.prompts_per_request if cfg.api == "completions" else 1
     lines = []
     for question, rationales in pairs:
-        prompts = [answer_prompt(question, text) for text in rationales]
+        prompts = [style.answer(question, text) for text in rationales]
         missing = [(p, key) for p in dict.fromkeys(prompts) if not is_cached(key := sample_key(cfg.model, p, params, 0))]
         for start in range(0, len(missing), size):
             chunk = missing[start : start + size]

@@ -77,7 +77,7 @@ def fill_cache_by_batches(cfg: RtRayConfig, questions: list[Sample], api_key: Se
     if left:
         say(f"teacher stage: polling {len(left)} batch(es) a stopped run left in flight (nothing is submitted twice)")
         run.wait_and_collect(left)
-    plan = SamplingPlan.from_config(cfg.generation)
+    plan = SamplingPlan.from_config(cfg.generation, cfg.task)
     steps: list[tuple[str, Callable[[], list[BatchLine]]]] = [("rationales", lambda: run.rationale_lines(questions, plan))]
     if plan.answer_from == "second_call":
         steps.append(("answers", lambda: run.answer_lines(questions, plan)))
@@ -109,16 +109,17 @@ class _BatchRun:
 
     def rationale_lines(self, questions: list[Sample], plan: SamplingPlan) -> list[BatchLine]:
         return rationale_lines([q.question for q in questions], self.teacher, plan.degree, plan.rationale_temperature,
-                               plan.max_tokens_rationale, self.is_cached)  # fmt: skip
+                               plan.max_tokens_rationale, self.is_cached, plan.style)  # fmt: skip
 
     def answer_lines(self, questions: list[Sample], plan: SamplingPlan) -> list[BatchLine]:
         """Step 2 for every rationale step 1 has delivered."""
         pairs = []
         for sample in questions:
-            keys = rationale_keys(sample.question, self.teacher, plan.degree, plan.rationale_temperature, plan.max_tokens_rationale)
+            keys = rationale_keys(sample.question, self.teacher, plan.degree, plan.rationale_temperature, plan.max_tokens_rationale,
+                                  plan.style)  # fmt: skip
             found = [self.cache.get(key) for key in keys]
             pairs.append((sample.question, [hit["text"] for hit in found if hit is not None]))
-        return answer_lines(pairs, self.teacher, plan.max_tokens_answer, self.is_cached)
+        return answer_lines(pairs, self.teacher, plan.max_tokens_answer, self.is_cached, plan.style)
 
     def submit(self, step: str, lines: list[BatchLine], retry: bool) -> tuple[list[dict], bool]:
         """Each input file as a batch, while the budget allows its worst case; (entries, stopped for budget)."""

@@ -39,10 +39,11 @@ from pydantic import SecretStr
 from ray.data import DataContext
 from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, record_schema, replacing, write_json
 from rt_ray.cluster import dataset_from_table, ensure_ray
-from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TeacherConfig
+from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TaskConfig, TeacherConfig
 from rt_ray.console import note_kept
+from rt_ray.locks import output_lock
 from rt_ray.progress import bar, say
-from rt_ray.tasks import load_task_data
+from rt_ray.tasks import TaskData, load_task_data
 from rt_ray.teacher.accounting import CALL_STATS_FIELDS, CallStats
 from rt_ray.teacher.batch_mode import describe as describe_batch_mode
 from rt_ray.teacher.batch_mode import fill_cache_by_batches
@@ -82,11 +83,19 @@ def read_api_key(cfg: TeacherConfig) -> SecretStr | None:
     )
 
 
+def answer_key_of(task: TaskConfig) -> tuple[list[str], str, dict[str, str]] | None:
+    """What the simulator reads as a custom task's answer key: the task's own files."""
+    if task.name != "custom" or not task.path:
+        return None
+    return [str(p) for p in (task.path, task.test_path) if p], task.answer_type, dict(task.fields)
+
+
 @contextmanager
-def teacher_endpoint(cfg: TeacherConfig) -> Iterator[None]:
+def teacher_endpoint(cfg: TeacherConfig, task: TaskConfig) -> Iterator[None]:
     """Start the teacher simulator when the config asks for it, the teacher is the simulator, and
-    nothing listens there yet. Any other model's endpoint that is down stays down: a student must
-    never learn from simulated rationales in place of a real teacher's without the config saying so."""
+    nothing listens there yet (with a custom task's files as its answer key). Any other model's
+    endpoint that is down stays down: a student must never learn from simulated rationales in place
+    of a real teacher's without the config saying so."""
     url = urlparse(cfg.base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     sim = cfg.simulator
@@ -97,7 +106,7 @@ def teacher_endpoint(cfg: TeacherConfig) -> Iterator[None]:
         "its rationales are simulated, not a language model's")  # fmt: skip
     process = SimulatorProcess(
         port=port, host=host, latency_s=sim.latency_s, latency_jitter_s=sim.latency_jitter_s,
-        wrong_rate=sim.wrong_rate, fault_rate=sim.fault_rate, seed=sim.seed,
+        wrong_rate=sim.wrong_rate, fault_rate=sim.fault_rate, seed=sim.seed, answer_key=answer_key_of(task),
     )  # fmt: skip
     with process:
         yield
@@ -139,7 +148,7 @@ DRIVER_CUT_BLOCKS = 256  # ~0.3 s of puts; a run this small needs no repartition
 def build_dataset(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: SecretStr | None, governor,
                   cache_only: str | None = None):  # fmt: skip
     blocks, in_flight = plan_blocks(len(questions), cfg)
-    plan = asdict(SamplingPlan.from_config(cfg.generation))  # plain values travel to any node
+    plan = asdict(SamplingPlan.from_config(cfg.generation, cfg.task))  # plain values travel to any node
     # One Arrow table, split into blocks: from_items (or a put per question) cost the driver
     # ~0.06-0.1 ms a question, 6-10 s at 100k.
     table = pa.Table.from_pylist([{**question.to_row(), "index": index} for index, question in questions])
@@ -300,8 +309,18 @@ class ParquetFromJsonLines:
             self._replacing.__exit__(kind, error, trace)
 
 
-def teacher_fingerprint(cfg: RtRayConfig) -> str:
-    return cfg.fingerprint_of(*TEACHER_INPUTS)
+def teacher_fingerprint(cfg: RtRayConfig, data: TaskData) -> str:
+    """The teacher's inputs: its settings and the task's questions themselves (not where they were read)."""
+    return cfg.fingerprint_of(*TEACHER_INPUTS, upstream=data.fingerprint())
+
+
+def task_data_for_teacher(cfg: RtRayConfig) -> tuple[RtRayConfig, TaskData]:
+    """The task's questions, every row checked before anything is sent; a chat file's system message
+    becomes the task's instructions when the config gives none."""
+    data = load_task_data(cfg.task)
+    if data.instructions and not cfg.task.instructions:
+        cfg = cfg.with_values(task={"instructions": data.instructions})
+    return cfg, data
 
 
 def reusable_generation(cfg: RtRayConfig, degree: int) -> dict | None:
@@ -313,7 +332,10 @@ def reusable_generation(cfg: RtRayConfig, degree: int) -> dict | None:
     stats = json.loads(stats_path.read_text())
     finished = stats.get("status") in TERMINAL_STATUSES and stats.get("degree", 0) >= degree
     finished = finished and stats.get("split", "train") == cfg.generation.split
-    return stats if finished and stats.get("teacher_fingerprint") == teacher_fingerprint(cfg) else None
+    if not finished:
+        return None
+    cfg, data = task_data_for_teacher(cfg)
+    return stats if stats.get("teacher_fingerprint") == teacher_fingerprint(cfg, data) else None
 
 
 def finished_or_generate(cfg: RtRayConfig, degree: int, rerun: bool = False) -> dict:
@@ -328,20 +350,29 @@ def finished_or_generate(cfg: RtRayConfig, degree: int, rerun: bool = False) -> 
 
 
 def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationResult:
+    """The teacher stage, as the one run writing generation.output_dir."""
+    with output_lock(cfg.generation.output_dir, "generation.output_dir"):
+        return _generate(cfg, parent_run_id)
+
+
+def _generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationResult:
     from rt_ray import tracking
 
-    data = load_task_data(cfg.task)
+    cfg, data = task_data_for_teacher(cfg)
+    for note in data.notes:
+        say(note)
     questions = data.train if cfg.generation.split == "train" else data.test
     api_key = read_api_key(cfg.teacher)
     out = Path(cfg.generation.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = Parts(out / "parts", {"teacher_fingerprint": teacher_fingerprint(cfg), "degree": cfg.generation.degree,
+    fingerprint = teacher_fingerprint(cfg, data)
+    parts = Parts(out / "parts", {"teacher_fingerprint": fingerprint, "degree": cfg.generation.degree,
                                   "questions": len(questions), "split": cfg.generation.split})  # fmt: skip
     # Until the last line of this function, the folder says it is not a finished run.
     write_json(out / "stats.json", {"status": "running", "task": cfg.task.name})
     started = time.monotonic()
     try:
-        with teacher_endpoint(cfg.teacher):
+        with teacher_endpoint(cfg.teacher, cfg.task):
             check_teacher(cfg.teacher, api_key)
             done = parts.open()
             todo = [(index, sample) for index, sample in enumerate(questions) if index not in done]
@@ -366,7 +397,7 @@ def generate(cfg: RtRayConfig, parent_run_id: str | None = None) -> GenerationRe
     parts.clear()
     stats = tally.stats(teacher_pass.totals, cfg.generation.degree, time.monotonic() - started)
     stats.update(task=cfg.task.name, split=cfg.generation.split, teacher_model=cfg.teacher.model, config_fingerprint=cfg.fingerprint(),
-                 teacher_fingerprint=teacher_fingerprint(cfg), teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL,
+                 teacher_fingerprint=fingerprint, teacher_simulated=cfg.teacher.model == SIMULATOR_MODEL,
                  teacher_mode=cfg.teacher.mode, questions_resumed=len(done))  # fmt: skip
     if batches is not None:
         stats["batch_ids"] = batches.batch_ids

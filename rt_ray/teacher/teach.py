@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rt_ray.config import GenerationConfig
+from rt_ray.config import GenerationConfig, TaskConfig
 from rt_ray.tasks.answers import extract_answer, is_correct
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.client import BudgetExhausted, TeacherClient, TeacherRequestFailed
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
+from rt_ray.teacher.prompts import ANSWER_TRIGGER, PromptStyle, prompt_style
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,18 @@ class SamplingPlan:
     max_tokens_rationale: int
     max_tokens_answer: int
     answer_from: str = "second_call"
+    instructions: str = ""
+    answer_trigger: str = ANSWER_TRIGGER
 
     @classmethod
-    def from_config(cls, cfg: GenerationConfig) -> SamplingPlan:
-        return cls(cfg.degree, cfg.temperature, cfg.max_tokens_rationale, cfg.max_tokens_answer, cfg.answer_from)
+    def from_config(cls, cfg: GenerationConfig, task: TaskConfig) -> SamplingPlan:
+        style = prompt_style(task)
+        return cls(cfg.degree, cfg.temperature, cfg.max_tokens_rationale, cfg.max_tokens_answer, cfg.answer_from,
+                   style.instructions, style.answer_trigger)  # fmt: skip
+
+    @property
+    def style(self) -> PromptStyle:
+        return PromptStyle(self.instructions, self.answer_trigger)
 
     @property
     def rationale_temperature(self) -> float:
@@ -58,14 +66,14 @@ async def teach_question(client: TeacherClient, sample: Sample, plan: SamplingPl
     stats = CallStats()
     outcome = {"status": "ok", "error": "", "samples": []}
     try:
-        prompt = rationale_prompt(sample.question)
+        prompt = plan.style.rationale(sample.question)
         rationales = await client.samples(
             prompt, plan.degree, plan.rationale_temperature, plan.max_tokens_rationale, stats
         )
         if plan.answer_from == "rationale":  # no second call: the answer the rationale itself states
             answers: list = [None] * len(rationales)
         else:  # step 2 is greedy: it only reads off the answer the rationale reached
-            prompts = [answer_prompt(sample.question, r["text"]) for r in rationales]
+            prompts = [plan.style.answer(sample.question, r["text"]) for r in rationales]
             answers = await client.one_each(prompts, 0.0, plan.max_tokens_answer, stats)
         outcome["samples"] = [
             judge_rationale(sample, index, rationale, answer)

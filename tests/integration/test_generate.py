@@ -368,3 +368,26 @@ def test_autostart_starts_the_simulator_only_when_the_teacher_is_the_simulator(r
     assert f"starting the offline teacher simulator at http://127.0.0.1:{port}/v1" in " ".join(simulated.stderr.split())
     assert json.loads((tmp_path / "simulated" / "stats.json").read_text())["teacher_simulated"] is True
     assert not is_listening("127.0.0.1", port), "it stopped the simulator it started"
+
+
+def test_a_second_run_on_a_folder_a_live_run_writes_exits_2_and_a_sigkilled_runs_folder_is_taken_over(ray_cluster, simulator, tmp_path):
+    sim = simulator(latency_s=1.0)
+    tree = config_tree(tmp_path, sim, questions=10, max_concurrency=1)
+    second: dict = {}
+
+    def second_run_refused() -> bool:
+        if len(sim.requests()) < 2:
+            return False
+        second["run"] = cli(["generate", "-c", str(write_config(tmp_path, tree))])
+        return True
+
+    sigkill_generate_when(tmp_path, tree, sim, second_run_refused)
+    refused = second["run"]
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"generation.output_dir {tmp_path / 'out'} is being written by another run (pid" in " ".join(refused.stderr.split())
+    assert "Traceback" not in refused.stderr
+    assert (tmp_path / "out" / ".rt_ray.lock").exists(), "the killed run left its lock"
+    result = generate(parse_config(tree))
+    assert result.stats["status"] == "complete" and len(read_jsonl(tmp_path / "out" / "rationales.jsonl")) == 10
+    assert not (tmp_path / "out" / ".rt_ray.lock").exists()

@@ -43,6 +43,7 @@ class SimulatorProcess:
         seed: int = 0,
         log_file: Path | None = None,
         batch: dict | None = None,  # batch_delay_s, batch_fail_rate, batch_expire_first, batch_api_429s
+        answer_key: tuple[list[str], str, dict[str, str]] | None = None,  # (files, answer type, fields) of a custom task
     ):
         self.host, self.port = host, port or free_port()
         self.args = [
@@ -60,6 +61,10 @@ class SimulatorProcess:
             self.args += ["--log-file", str(log_file)]
         for name, value in (batch or {}).items():
             self.args += [f"--{name.replace('_', '-')}", str(value)]
+        if answer_key:
+            files, answer_type, fields = answer_key
+            self.args += [arg for path in files for arg in ("--answer-key", str(path))] + ["--answer-type", answer_type]
+            self.args += [arg for name, column in fields.items() for arg in ("--field", f"{name}={column}")]
         self.process: subprocess.Popen | None = None
 
     @property

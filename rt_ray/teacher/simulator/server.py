@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from rt_ray.teacher.simulator.answer_key import AnswerKey
 from rt_ray.teacher.simulator.batches import BatchState, add_batch_routes
 from rt_ray.teacher.simulator.solvers import complete
 
@@ -47,17 +48,25 @@ class SimulatorSettings:
     batch_fail_rate: float = 0.0  # share of batch lines that go to the error file
     batch_expire_first: int = 0  # this many batches expire with half their lines done
     batch_api_429s: int = 0  # this many of the first upload calls, and of the first create calls, get a 429
+    # A custom task's files, read as its answer key (answer_key.py): their questions get rationales that
+    # end in their gold answers (wrong_rate of them in a wrong one).
+    answer_key: tuple[str, ...] = ()
+    answer_type: str = "text"
+    fields: dict = field(default_factory=dict)
 
 
 @dataclass
 class SimulatorState:
     settings: SimulatorSettings
     rng: random.Random = field(init=False)
+    key: AnswerKey | None = field(init=False)
     log: list[dict] = field(default_factory=list)
     batches: BatchState = field(default_factory=BatchState)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.settings.seed)
+        answer_key = self.settings.answer_key
+        self.key = AnswerKey.read(list(answer_key), self.settings.answer_type, self.settings.fields) if answer_key else None
 
     def record(self, entry: dict) -> None:
         self.log.append(entry)
@@ -140,7 +149,7 @@ def _response_body(payload: dict, prompts: list[str], texts: list[str], chat: bo
 
 def _answer(payload: dict, prompts: list[str], chat: bool, state: SimulatorState) -> dict:
     n = int(payload.get("n") or 1)
-    texts = [text for prompt in prompts for text in complete(prompt, n, state.rng, state.settings.wrong_rate)]
+    texts = [text for prompt in prompts for text in complete(prompt, n, state.rng, state.settings.wrong_rate, state.key)]
     return _response_body(payload, prompts, texts, chat, payload.get("model") or state.settings.model)
 
 

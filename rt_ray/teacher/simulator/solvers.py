@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 
 from rt_ray.tasks.answers import CHOICE_LETTERS, extract_answer
-from rt_ray.teacher.prompts import ANSWER_TRIGGER, RATIONALE_TRIGGER
+from rt_ray.teacher.simulator.answer_key import AnswerKey
+from rt_ray.teacher.prompts import ANSWER_TRIGGERS, INSTRUCTIONS_END, RATIONALE_TRIGGER
 
 _COIN = re.compile(r"A coin is heads up\. (.*) Is the coin still heads up\?", re.S)
 _COIN_STEP = re.compile(r"(\w+) (flips|does not flip) the coin\.")
@@ -31,9 +32,10 @@ class Step:
 
 
 def read_prompt(prompt: str) -> Step:
-    if prompt.rstrip().endswith(ANSWER_TRIGGER) and RATIONALE_TRIGGER in prompt:
+    trigger = next((t for t in ANSWER_TRIGGERS if prompt.rstrip().endswith(t)), None)
+    if trigger is not None and RATIONALE_TRIGGER in prompt:
         head, rest = prompt.split(RATIONALE_TRIGGER, 1)
-        rationale = rest.rsplit(ANSWER_TRIGGER, 1)[0].removesuffix("\n")
+        rationale = rest.rsplit(trigger, 1)[0].removesuffix("\n")
         return Step("answer", _question_of(head), rationale)
     if prompt.rstrip().endswith(RATIONALE_TRIGGER):
         return Step("rationale", _question_of(prompt.rsplit(RATIONALE_TRIGGER, 1)[0]))
@@ -42,7 +44,9 @@ def read_prompt(prompt: str) -> Step:
 
 def _question_of(head: str) -> str:
     head = head.strip()
-    if head.startswith("Q:"):
+    if f"{INSTRUCTIONS_END}Q:" in head:  # a custom task's instructions come first
+        head = head.split(f"{INSTRUCTIONS_END}Q:", 1)[1]
+    elif head.startswith("Q:"):
         head = head[2:]
     if head.endswith("A:"):
         head = head[:-2]
@@ -237,10 +241,11 @@ def write_rationales(question: str, n: int, rng: random.Random, wrong_rate: floa
     return rationales
 
 
-def state_answer(question: str, rationale: str) -> str:
+def state_answer(question: str, rationale: str, key: AnswerKey | None = None) -> str:
     """Step 2: read off the answer the rationale reached, in the teacher's usual phrasing."""
-    kind = answer_type_of(question)
-    choices = choices_of(question) if kind == "choice" else None
+    entry = key.get(question) if key is not None else None
+    kind = entry.answer_type if entry else answer_type_of(question)
+    choices = (list(entry.choices) if entry else choices_of(question)) if kind == "choice" else None
     answer = extract_answer(rationale, kind, prefix="\x00", choices=choices)  # absent prefix: last candidate
     if answer is None:
         return " unknown."
@@ -252,10 +257,13 @@ def state_answer(question: str, rationale: str) -> str:
     return f" {answer}."
 
 
-def complete(prompt: str, n: int, rng: random.Random, wrong_rate: float) -> list[str]:
+def complete(prompt: str, n: int, rng: random.Random, wrong_rate: float, key: AnswerKey | None = None) -> list[str]:
     step = read_prompt(prompt)
+    entry = key.get(step.question) if key is not None else None
+    if step.kind == "rationale" and entry is not None:
+        return key.rationales(entry, n, rng, wrong_rate)
     if step.kind == "rationale":
         return write_rationales(step.question, n, rng, wrong_rate)
     if step.kind == "answer":
-        return [state_answer(step.question, step.rationale) for _ in range(n)]
+        return [state_answer(step.question, step.rationale, key) for _ in range(n)]
     return [" I can only answer Zero-shot-CoT prompts." for _ in range(n)]

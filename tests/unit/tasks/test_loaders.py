@@ -88,7 +88,7 @@ def test_gsm8k_keeps_its_own_split():
 def test_field_map_overrides_a_field_name_and_reports_a_missing_one(tmp_path):
     (tmp_path / "svamp").mkdir()
     (tmp_path / "svamp" / "SVAMP.json").write_text(json.dumps([{"Body": "b", "Ask": "q?", "Answer": 3}] * 4))
-    data = load_task_data(TaskConfig(name="svamp", data_dir=tmp_path, field_map={"question": "Ask"}))
+    data = load_task_data(TaskConfig(name="svamp", data_dir=tmp_path, fields={"question": "Ask"}))
     assert data.train[0].question == "b q?"
     with pytest.raises(TaskDataError, match="no field 'Question'"):
         load_task_data(TaskConfig(name="svamp", data_dir=tmp_path))
@@ -115,3 +115,9 @@ def test_a_samples_row_holds_every_field_and_reads_back():
     sample = load_coin_flip(1, 4, seed=0)[0]
     assert set(sample.to_row()) == {f.name for f in dataclasses.fields(sample)}
     assert sample.from_row(sample.to_row()) == sample
+
+
+@pytest.mark.parametrize("name", ["date_understanding", "tracking_shuffled_objects", "strategy_qa"])
+def test_the_papers_bigbench_tasks_load_by_default_from_the_files_the_package_ships(name):
+    data = load_task_data(TaskConfig(name=name))  # no bigbench_dir: a user's clone has no ../shared
+    assert len(data.train) > 100 and len(data.test) > 40
