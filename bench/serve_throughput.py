@@ -27,7 +27,7 @@ from smoke import parse_args
 from rt_ray.config import StudentConfig, parse_config
 from rt_ray.student.models import build_student, save_student, student_spec
 from rt_ray.tasks import load_task_data
-from rt_ray.teacher.simulator import free_port
+from rt_ray.simulator import free_port
 
 
 async def drive(base: str, clients: int, per_client: int, max_tokens: int) -> tuple[float, list[float]]:

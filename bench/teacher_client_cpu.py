@@ -24,7 +24,7 @@ from smoke import parse_args
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.client import CONNECTIONS_PER_POOL, TeacherClient
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 ONE_POOL = 1 << 30

@@ -27,7 +27,7 @@ from smoke import parse_args
 
 from rt_ray.config import parse_config
 from rt_ray.teacher.pipeline import generate
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 
 
 def run_once(root: Path, sim: SimulatorProcess, args: argparse.Namespace, label: str, teacher: dict, generation: dict) -> dict:

@@ -62,7 +62,7 @@ def one_size(questions: int, degree: int, base_url: str, root: Path) -> dict:
     from rt_ray.config import parse_config
     from rt_ray.teacher.cache import ResponseCache
     from rt_ray.teacher.pipeline import generate
-    from rt_ray.teacher.simulator import SimulatorProcess
+    from rt_ray.simulator import SimulatorProcess
 
     host, port = base_url.split("//")[1].split("/")[0].split(":")
     sim = SimulatorProcess(host=host, port=int(port))  # a handle on the running one, for its counter
@@ -116,7 +116,7 @@ def main() -> None:
         print("SIZE " + json.dumps(one_size(args.child, args.degree, args.base_url, Path(args.root))), flush=True)
         return
 
-    from rt_ray.teacher.simulator import SimulatorProcess
+    from rt_ray.simulator import SimulatorProcess
 
     console = Console(width=160)
     with SimulatorProcess(latency_s=0.0, wrong_rate=0.2, fault_rate=0.0) as sim:

@@ -37,8 +37,8 @@ from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
 from rt_ray.teacher.client import TeacherClient
 from rt_ray.teacher.pipeline import run_teacher
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.prompts import answer_prompt, rationale_prompt
+from rt_ray.simulator import SimulatorProcess
 from rt_ray.teacher.teach import SamplingPlan, teach_question
 
 

@@ -25,7 +25,7 @@ from rt_ray.student.data import epoch_batches, pad_batch, padding_share, token_t
 from rt_ray.student.models import build_student, load_tokenizer, student_spec
 from rt_ray.student.trainer import fit, training_run_config
 from rt_ray.tasks.generated import load_coin_flip
-from rt_ray.teacher.simulator.solvers import write_rationale
+from rt_ray.simulator.solvers import write_rationale
 
 
 def samples(count: int) -> list[dict]:

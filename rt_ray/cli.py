@@ -260,7 +260,7 @@ def teacher_sim(
     """Offline teacher: an OpenAI-compatible server that solves coin flip, last letter and shuffled
     objects, and any custom task from its answer key."""
     from rt_ray.tasks import TaskDataError
-    from rt_ray.teacher.simulator.server import FAULT_KINDS, SimulatorSettings, serve
+    from rt_ray.simulator.server import FAULT_KINDS, SimulatorSettings, serve
 
     kinds = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
     unknown = set(kinds) - set(FAULT_KINDS)

@@ -228,6 +228,7 @@ class TrainConfig(Section):
         0, ge=0, description="length-bucketed batches (a set held in memory): each window of this many batches is "
         "sorted by length before it is cut, so a batch pads less; 0: plain shuffled batches")  # fmt: skip
     seed: int = 0
+    usd_per_hour: float = Field(0.2, ge=0, description="what the training machines cost an hour together (the cost case)")
     validation_size: int = Field(
         0, ge=0, description="training questions held out of training and scored by the workers every "
         "validate_every_steps (greedy answers, judged as evaluation judges them); 0: none")  # fmt: skip
@@ -294,6 +295,8 @@ class ServeConfig(Section):
     num_cpus: float = Field(1, gt=0, description="per replica")
     num_gpus: float = Field(0, ge=0, description="per replica")
     max_tokens_cap: int = Field(256, gt=0, description="largest max_tokens a request may ask for")
+    usd_per_hour: float = Field(0.2, ge=0, description="what the machine a replica runs on costs an hour (the cost case); "
+                                "default: a small CPU VM")
     max_prompt_chars: int = Field(4000, gt=0)
     api_key_env: str | None = Field(None, description="env variable holding the bearer token; None: no auth")
 
@@ -328,6 +331,8 @@ class PipelineConfig(Section):
     baselines: bool = Field(True, description="also measure the zero-shot student and a vanilla fine-tune")
     deploy: bool = Field(True, description="deploy the champion on Ray Serve and send sample queries")
     sample_queries: int = Field(3, ge=0, description="test questions sent to the deployed student")
+    cost_probe_requests: int = Field(64, ge=0, description="requests of the load probe that prices the served student's "
+                                     "answers (at serve.max_batch_size concurrent); 0: no cost case")
     keep_serving: bool = Field(False, description="leave the deployment up when the pipeline ends")
     output_dir: LocalFolder = Path("runs/default/pipeline")
 
@@ -417,7 +422,7 @@ NOT_INPUTS = frozenset({"output_dir", "cache_dir", "max_concurrent_trials", "che
                         "max_concurrency", "num_callers", "caller_cpus", "rpm", "tpm", "max_retries", "backoff_base_s",
                         "backoff_max_s", "request_timeout_s", "questions_per_block", "part_every_s", "max_cost_usd",
                         "prompts_per_request", "mode", "batch_max_requests", "batch_max_bytes", "batch_poll_s",
-                        "batch_completion_window"})  # fmt: skip
+                        "batch_completion_window", "usd_per_hour"})  # fmt: skip
 # Where a task's data is read from: its content enters the teacher's fingerprint instead (teacher_fingerprint),
 # so an edited file is a new task and the same file reached by another path is the same one.
 TASK_LOCATIONS = frozenset({"task.path", "task.test_path", "task.data_dir", "task.bigbench_dir"})

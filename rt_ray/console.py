@@ -21,7 +21,8 @@ from typing import IO, Iterator
 
 from rich.console import Console
 
-_status = Console(stderr=True)
+# Not a terminal (a job's log, a pipe): no screen to fit, so lines are not cut at rich's default 80 columns.
+_status = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 _report_stream: IO[str] | None = None  # None: sys.stdout as it is
 _log_path: Path | None = None
 _kept: list[str] = []

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
 from rt_ray.console import status
 
@@ -40,8 +41,10 @@ class Bar:
 
 
 def _columns() -> tuple:
-    return (TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(), TextColumn("eta"),
-            TimeRemainingColumn(compact=True), TextColumn("{task.fields[detail]}"))  # fmt: skip
+    # Where the line is too narrow, the detail folds onto a second line; the counts never shrink to "350/…".
+    return (TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)), BarColumn(bar_width=10),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=13)), TextColumn("eta"),
+            TimeRemainingColumn(compact=True), TextColumn("{task.fields[detail]}", table_column=Column(overflow="fold")))  # fmt: skip
 
 
 @contextmanager

@@ -52,7 +52,7 @@ def s3_bucket(tmp_path_factory) -> str:
     starts, so every Ray worker finds them where a cluster node's environment would hold them."""
     import pyarrow.fs as pafs
 
-    from rt_ray.teacher.simulator import free_port
+    from rt_ray.simulator import free_port
     from tests.processes import wait_for
 
     port, root = free_port(), tmp_path_factory.mktemp("s3")

@@ -50,7 +50,7 @@ def train_coin_flip_student(directory: Path, steps: int = 500) -> tuple[Path, li
     from rt_ray.student.formats import ft_cot_sample
     from rt_ray.student.models import build_student, save_student, student_spec
     from rt_ray.tasks.generated import load_coin_flip
-    from rt_ray.teacher.simulator.solvers import coin_rationale
+    from rt_ray.simulator.solvers import coin_rationale
 
     torch.manual_seed(0)
     samples = load_coin_flip(430, 2, seed=0)

@@ -41,6 +41,15 @@ def accuracy_table(rows: list[dict], task: str) -> Table:
     return table
 
 
+def cost_table(rows: list) -> Table:
+    table = Table(title="what the student saves against the teacher")
+    for column in ("", "teacher", "student"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def samples_table(samples: list[dict]) -> Table:
     table = Table(title="sample queries to the deployed student (/v1/solve)")
     for column in ("question", "rationale", "answer", "gold"):
@@ -58,6 +67,10 @@ def report_markdown(report: dict) -> str:
         lines += ["", "## Sweep", "", report["sweep_markdown"].rstrip()]
     lines += ["", "## Test accuracy", "", "| method | accuracy | n |", "|---|---|---|"]
     lines += [f"| {r['method']} | {_fmt(r['accuracy'])} | {_fmt(r['n'])} |" for r in report["accuracy"]]
+    if report.get("cost_case"):
+        lines += ["", "## What the student saves", "", "| | teacher | student |", "|---|---|---|"]
+        lines += [f"| {what} | {teacher} | {student} |" for what, teacher, student in report["cost_rows"]]
+        lines += ["", *report["cost_case"]["sentences"]]
     if report.get("endpoint"):
         lines += ["", "## Deployment", "", f"OpenAI-compatible endpoint: `{report['endpoint']}/v1`; task endpoint `{report['endpoint']}/v1/solve`."]
     if report.get("samples"):

@@ -18,11 +18,15 @@ import httpx
 from rt_ray import tracking
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept, report as report_console
-from rt_ray.pipeline.report import accuracy_rows, accuracy_table, report_markdown, samples_table, teacher_table
+from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
+from rt_ray.pipeline.report import accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table
 from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
 from rt_ray.progress import say
 from rt_ray.records import forget_record, read_record, write_record
 from rt_ray.storage import local_dir
+
+
+COST_METRICS = ("teacher_usd_per_1k_answers", "student_usd_per_1k_answers", "distill_usd", "break_even_answers")
 
 
 class PipelineStopped(RuntimeError):
@@ -36,6 +40,7 @@ class Champion:
     accuracy: float
     n: int
     overrides: dict  # train-section values it was trained with, so baselines get the same budget
+    train_time_s: float = 0.0
 
 
 def teacher_stage(cfg: RtRayConfig, rerun_from: str | None) -> tuple[RtRayConfig, dict]:
@@ -72,7 +77,8 @@ def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tu
         write_record(cfg.train.output_dir, fingerprint, summary)
     note_kept(f"student ({summary['model_dir']})")
     label = f"Fine-tune-CoT, D={cfg.generation.degree}" if summary["format"] == "ft_cot" else summary["format"]
-    return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}), {}
+    train_time_s = summary["train"].get("wall_s", 0.0)  # the workers' whole run, start-up included: what was paid for
+    return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}, train_time_s), {}
 
 
 def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> dict:
@@ -94,8 +100,8 @@ def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> di
     return results
 
 
-def deploy_stage(cfg: RtRayConfig, champion: Champion) -> tuple[str, list[dict]]:
-    """Deploy the champion on Ray Serve and ask it a few test questions over HTTP."""
+def deploy_stage(cfg: RtRayConfig, champion: Champion) -> tuple[str, list[dict], dict | None]:
+    """Deploy the champion on Ray Serve, ask it a few test questions over HTTP, and time a load probe."""
     from rt_ray.serve.app import deploy_student, read_serve_token
     from rt_ray.tasks import load_task_data
 
@@ -104,14 +110,63 @@ def deploy_stage(cfg: RtRayConfig, champion: Champion) -> tuple[str, list[dict]]
     say(f"champion deployed at [bold]{endpoint}/v1[/bold]")
     token = read_serve_token(cfg.serve)
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    test = load_task_data(cfg.task).test
     samples = []
-    for sample in load_task_data(cfg.task).test[: cfg.pipeline.sample_queries]:
-        reply = httpx.post(f"{endpoint}/v1/solve", json={"task": cfg.task.name, "question": sample.question},
-                           headers=headers, timeout=120)  # fmt: skip
-        reply.raise_for_status()
-        body = reply.json()
+    for sample in test[: cfg.pipeline.sample_queries]:
+        body = solve(endpoint, cfg.task.name, sample.question, headers)
         samples.append({"question": sample.question, "rationale": body["rationale"], "answer": body["answer"], "gold": sample.answer})
-    return endpoint, samples
+    probe = None
+    if cfg.pipeline.cost_probe_requests:
+        say(f"cost case: {cfg.pipeline.cost_probe_requests} requests to the student at {cfg.serve.max_batch_size} concurrent")
+        probe = load_probe(endpoint, cfg.task.name, [s.question for s in test], headers, cfg.pipeline.cost_probe_requests,
+                           cfg.serve.max_batch_size)  # fmt: skip
+    return endpoint, samples, probe
+
+
+def solve(endpoint: str, task: str, question: str, headers: dict) -> dict:
+    reply = httpx.post(f"{endpoint}/v1/solve", json={"task": task, "question": question}, headers=headers, timeout=120)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def load_probe(endpoint: str, task: str, questions: list[str], headers: dict, requests: int, concurrency: int) -> dict:
+    """``requests`` test questions (cycled) sent with ``concurrency`` in flight: answers/s and latencies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def timed(question: str) -> float:
+        began = time.perf_counter()
+        solve(endpoint, task, question, headers)
+        return time.perf_counter() - began
+
+    asked = [questions[i % len(questions)] for i in range(requests)]
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(timed, asked))
+    wall = time.perf_counter() - began
+    return {"requests": requests, "concurrency": concurrency, "requests_per_s": requests / wall,
+            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}  # fmt: skip
+
+
+def teacher_test_stage(cfg: RtRayConfig, rerun_from: str | None) -> dict:
+    """The teacher's own answers to the test questions (greedy, one each): its accuracy and cost per answer."""
+    from rt_ray.teacher.pipeline import finished_or_generate
+
+    on_test = cfg.with_values(generation={"split": "test", "degree": 1, "output_dir": str(Path(cfg.pipeline.output_dir) / "teacher_test")})
+    return finished_or_generate(on_test, 1, rerun=reruns("teacher", rerun_from))
+
+
+def training_seconds(sweep: dict, student_summary_s: float) -> float:
+    """What the distillation's training took: every sweep trial (all were paid for), or the one run."""
+    return sum(t.get("trial_time_s", 0.0) for t in sweep.get("trials", [])) if sweep else student_summary_s
+
+
+def the_cost_case(cfg: RtRayConfig, teacher_test: dict, teacher_stats: dict, champion: Champion, probe: dict,
+                  training_s: float) -> CostCase:  # fmt: skip
+    return CostCase(
+        TeacherOnTest(teacher_test["teacher_accuracy"], teacher_test["questions"], teacher_test.get("cost_usd", 0.0)),
+        ServedStudent(champion.accuracy, **probe, usd_per_hour=cfg.serve.usd_per_hour),
+        Distillation(teacher_stats.get("cost_usd", 0.0), training_s, cfg.train.usd_per_hour),
+    )
 
 
 def undeploy(cfg: RtRayConfig) -> None:
@@ -150,14 +205,19 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
         student_fp = student_fingerprint(cfg, teacher_stats["teacher_fingerprint"])
         champion, sweep = student_stage(cfg, teacher_stats, student_fp)
         baselines = baseline_stage(cfg, champion, baselines_fingerprint(cfg, student_fp)) if cfg.pipeline.baselines else {}
-        endpoint, samples = (None, [])
+        endpoint, samples, probe = (None, [], None)
         if cfg.pipeline.deploy:
-            endpoint, samples = deploy_stage(cfg, champion)
+            endpoint, samples, probe = deploy_stage(cfg, champion)
+        cost = None
+        if probe is not None:
+            teacher_test = teacher_test_stage(cfg, rerun_from)
+            cost = the_cost_case(cfg, teacher_test, teacher_stats, champion, probe, training_seconds(sweep, champion.train_time_s))
         report = {
             "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
             "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_knobs": sweep.get("knobs", []), "sweep_markdown": _sweep_markdown(cfg),
             "sweep_metric": cfg.sweep.metric, "accuracy": accuracy_rows(teacher_stats, champion.__dict__, baselines),
             "champion": champion.__dict__, "endpoint": endpoint, "samples": samples,
+            "cost_case": cost.as_dict() if cost else None, "cost_rows": cost.rows() if cost else [],
             "report_dir": str(cfg.pipeline.output_dir),
         }  # fmt: skip
         write_report(cfg, report, sweep.get("plot"))
@@ -184,6 +244,8 @@ def write_report(cfg: RtRayConfig, report: dict, plot: str | None) -> None:
         report["mlflow_run_id"] = run_id
         tracking.log_metrics({f"{row['method'].split(' ')[0]}_accuracy": row["accuracy"] for row in report["accuracy"]})
         tracking.log_metrics({"wall_s": report["wall_s"], "teacher_requests_sent": report["teacher"].get("requests_sent", 0)})
+        if report["cost_case"]:
+            tracking.log_metrics({key: report["cost_case"][key] for key in COST_METRICS if report["cost_case"][key] is not None})
         for path in (out / "report.md", out / "report.json", plot):
             if path:
                 tracking.log_artifact(path, artifact_path="report")
@@ -198,6 +260,10 @@ def show_report(report: dict) -> None:
     if report["sweep"]:
         printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]))
     printer.print(accuracy_table(report["accuracy"], report["task"]))
+    if report["cost_case"]:
+        printer.print(cost_table(report["cost_rows"]))
+        for line in report["cost_case"]["sentences"]:
+            printer.print(line)
     if report["samples"]:
         printer.print(samples_table(report["samples"]))
     if report["endpoint"]:

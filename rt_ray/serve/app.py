@@ -218,11 +218,11 @@ class StudentServer:
     @app.post("/v1/solve")
     async def solve(self, body: SolveRequest, authorization: str | None = Header(None)) -> dict:
         """The task endpoint: the student's rationale and the task library's parse of its answer."""
-        from rt_ray.tasks import TaskDataError, get_task
+        from rt_ray.tasks import TaskDataError, task_for_answers
 
         self._authorize(authorization)
         try:
-            task = get_task(body.task)
+            task = task_for_answers(body.task, self.meta.get("answer_type"))
         except TaskDataError as error:
             raise RequestError(str(error), "task") from None
         check_limits(body.question, 1, self.cfg.max_tokens_cap, self.cfg.max_prompt_chars, param="question")

@@ -24,7 +24,7 @@ from rt_ray.config import RtRayConfig
 from rt_ray.student.data import target_lengths, tokenized_table, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
-from rt_ray.tasks import load_task_data
+from rt_ray.tasks import answer_type_of, load_task_data
 from rt_ray.artifacts import file_sha256, read_finished_generation
 from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path
 
@@ -204,7 +204,8 @@ def _train_student(
     samples = tokenized_table(tokenizer, pairs, cfg.student.arch, cfg.student.max_length)
     # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
     meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
-            "default_max_tokens": typical_output_tokens(target_lengths(samples)), **lineage}  # fmt: skip
+            "answer_type": answer_type_of(cfg.task), "default_max_tokens": typical_output_tokens(target_lengths(samples)),
+            **lineage}  # fmt: skip
     if cfg.student.lora:
         require_peft()
         meta["lora"] = cfg.student.lora.model_dump()

@@ -64,6 +64,20 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def answer_type_of(cfg: TaskConfig) -> str:
+    """The task's answer type: a custom task's from its config, a named task's from the library."""
+    return cfg.answer_type if cfg.name == "custom" else get_task(cfg.name).answer_type.value
+
+
+def task_for_answers(name: str, answer_type: str | None) -> Task:
+    """The task that parses a student's answers: a named one, or ``custom`` with the student's answer type."""
+    if name != "custom":
+        return get_task(name)
+    if not answer_type:
+        raise TaskDataError("task custom: this student was not trained on a custom task; name its task")
+    return Task("custom", AnswerType(answer_type), load=lambda cfg: [], description="custom")
+
+
 def load_task_data(cfg: TaskConfig) -> TaskData:
     """Train and test samples; a seeded 70/30 split unless the dataset ships its own."""
     if cfg.name == "custom":
@@ -96,4 +110,5 @@ def load_custom(cfg: TaskConfig) -> TaskData:
     return TaskData(train, test, instructions=rows.instructions, rationales=rows.rationales, notes=notes)
 
 
-__all__ = ["TASKS", "AnswerType", "Sample", "Task", "TaskData", "TaskDataError", "get_task", "load_task_data"]
+__all__ = ["TASKS", "AnswerType", "Sample", "Task", "TaskData", "TaskDataError", "answer_type_of", "get_task", "load_task_data",
+           "task_for_answers"]

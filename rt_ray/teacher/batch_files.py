@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from rt_ray.config import Price, TeacherConfig
 from rt_ray.teacher.accounting import cost_usd, estimate_prompt_tokens
 from rt_ray.teacher.cache import sample_key, sampling_params
-from rt_ray.teacher.prompts import PAPER_STYLE, PromptStyle
+from rt_ray.prompts import PAPER_STYLE, PromptStyle
 
 
 @dataclass(frozen=True)

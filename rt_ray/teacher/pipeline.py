@@ -51,7 +51,7 @@ from rt_ray.teacher.callers import TeacherCaller
 from rt_ray.teacher.filtering import Tally
 from rt_ray.teacher.governor import TeacherGovernor
 from rt_ray.teacher.parts import Parts
-from rt_ray.teacher.simulator import SimulatorProcess, is_listening
+from rt_ray.simulator import SimulatorProcess, is_listening
 from rt_ray.teacher.teach import SamplingPlan
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

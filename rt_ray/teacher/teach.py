@@ -12,7 +12,7 @@ from rt_ray.tasks.answers import extract_answer, is_correct
 from rt_ray.tasks.base import Sample
 from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.client import BudgetExhausted, TeacherClient, TeacherRequestFailed
-from rt_ray.teacher.prompts import ANSWER_TRIGGER, PromptStyle, prompt_style
+from rt_ray.prompts import ANSWER_TRIGGER, PromptStyle, prompt_style
 
 
 @dataclass(frozen=True)

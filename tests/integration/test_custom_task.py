@@ -10,7 +10,7 @@ import pytest
 
 from rt_ray.config import parse_config
 from rt_ray.teacher.pipeline import generate, reusable_generation
-from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from rt_ray.simulator import SimulatorProcess, free_port
 from tests.integration.test_generate import cli, read_jsonl, write_config
 
 pytestmark = pytest.mark.integration
@@ -116,3 +116,34 @@ def test_a_csv_choice_task_is_read_from_s3_and_its_answers_judged_as_letters_or_
     assert all(o["question"].endswith("Answer choices: (A) red, (B) blue, (C) green.") for o in outputs)
     assert all(o["answer"] in "ABC" for o in outputs) and any(o["correct"] for o in outputs)
     assert all(o["correct"] == (o["predicted"] == o["answer"]) for o in outputs)
+
+
+def test_the_pipeline_distills_a_custom_file_serves_it_on_v1_solve_and_reports_the_cost_case(ray_cluster, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.tiny import TINY_STUDENT
+
+    path = write_jsonl(tmp_path / "problems.jsonl", word_problems(60))
+    tree = custom_tree(tmp_path, path, f"http://127.0.0.1:{free_port()}/v1")
+    tree.update(student={**TINY_STUDENT, "max_length": 192, "max_new_tokens": 64, "eval_replicas": 1},
+                train={"batch_size": 4, "max_steps": 10, "output_dir": str(tmp_path / "student")},
+                serve={"port": free_port(), "max_tokens_cap": 64, "max_batch_size": 4},
+                pipeline={"sweep": False, "baselines": False, "sample_queries": 2, "cost_probe_requests": 8,
+                          "output_dir": str(tmp_path / "pipeline")})  # fmt: skip
+    config = tmp_path / "custom.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    run = subprocess.run([sys.executable, "-m", "rt_ray.cli", "pipeline", "-c", str(config)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads((tmp_path / "pipeline" / "report.json").read_text())
+    assert report["task"] == "custom" and report["teacher"]["teacher_simulated"] is True
+    assert len(report["samples"]) == 2 and all(s["answer"] is None or s["answer"].lstrip("-").replace(".", "").isdigit()
+                                               for s in report["samples"]), report["samples"]  # fmt: skip
+    cost = report["cost_case"]
+    assert cost["teacher"]["questions"] == 18 and cost["student"]["requests_per_s"] > 0
+    assert cost["student_usd_per_1k_answers"] < cost["teacher_usd_per_1k_answers"] and cost["break_even_answers"] > 0
+    markdown = (tmp_path / "pipeline" / "report.md").read_text()
+    assert "## What the student saves" in markdown and cost["sentences"][0] in markdown
+    assert "task file" in run.stderr and "60 rows read, 60 kept" in run.stderr

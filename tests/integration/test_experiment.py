@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 import yaml
 
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 from tests.tiny import coin_flip_run
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from rt_ray.teacher.cache import ResponseCache
 from rt_ray.teacher.parts import Parts
 from rt_ray.cluster import dataset_from_table
 from rt_ray.teacher.pipeline import generate
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -329,7 +329,7 @@ def test_bad_configs_exit_non_zero_with_one_clear_message(tmp_path):
     assert run.returncode == 2 and "dataset file not found" in run.stderr and "task.data_dir" in run.stderr
     assert not (tmp_path / "out1" / "filtered.jsonl").exists()
 
-    from rt_ray.teacher.simulator import free_port
+    from rt_ray.simulator import free_port
 
     out = tmp_path / "out2"
     run = cli(["generate", "--set", f"teacher.base_url=http://127.0.0.1:{free_port()}/v1",
@@ -348,7 +348,7 @@ def test_help_explains_each_command():
 
 
 def test_autostart_starts_the_simulator_only_when_the_teacher_is_the_simulator(ray_cluster, tmp_path):
-    from rt_ray.teacher.simulator import free_port, is_listening
+    from rt_ray.simulator import free_port, is_listening
 
     port = free_port()
     tree = {"run_name": "auto", "log_dir": str(tmp_path / "logs"), "task": {"name": "coin_flip", "num_examples": 10},

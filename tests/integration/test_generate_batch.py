@@ -17,7 +17,7 @@ import yaml
 
 from rt_ray.config import parse_config
 from rt_ray.teacher.pipeline import generate
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import yaml
 
 from rt_ray.config import parse_config
 from rt_ray.tasks import load_task_data
-from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from rt_ray.simulator import SimulatorProcess, free_port
 from tests.processes import BIN, HEAD_TOKEN, outside_env, own_processes, start_cli, stop_group, wait_for
 from tests.tiny import save_untrained_student
 

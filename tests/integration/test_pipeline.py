@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from rt_ray.simulator import SimulatorProcess, free_port
 from tests.processes import interrupt_when, leftover_processes, pids, resume_args, start_cli
 from tests.tiny import coin_flip_run
 
@@ -55,7 +55,7 @@ def test_pipeline_reports_on_a_quiet_console_reruns_in_seconds_serves_its_champi
             train={"max_steps": 12, "checkpoint_every_steps": 6},
             sweep={"degrees": [2], "validation_size": 10, "output_dir": str(tmp_path / "sweep")},
             serve={"port": port, "max_tokens_cap": 48},
-            pipeline={"sample_queries": 2, "output_dir": str(tmp_path / "pipeline")},
+            pipeline={"sample_queries": 2, "cost_probe_requests": 8, "output_dir": str(tmp_path / "pipeline")},
         )  # fmt: skip
         config = tmp_path / "pipe.yaml"
         config.write_text(yaml.safe_dump(tree))
@@ -94,6 +94,10 @@ def test_pipeline_reports_on_a_quiet_console_reruns_in_seconds_serves_its_champi
     assert report["endpoint"] == f"http://127.0.0.1:{port}" and len(report["samples"]) == 2
     assert all(set(s) == {"question", "rationale", "answer", "gold"} for s in report["samples"])
     assert "test accuracy on coin_flip" in first.stdout and "sample queries" in first.stdout
+    cost = report["cost_case"]
+    assert cost["teacher"]["questions"] == 18 and cost["student"]["requests"] == 8 and cost["student"]["concurrency"] == 16
+    assert cost["distill_usd"] > cost["distillation"]["teacher_usd"] > 0 and cost["sentences"]
+    assert "what the student saves against the teacher" in first.stdout and cost["sentences"][0] in " ".join(first.stdout.split())
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # it took its deployment down
 
@@ -103,6 +107,7 @@ def test_pipeline_reports_on_a_quiet_console_reruns_in_seconds_serves_its_champi
     for stage in ("teacher", "sweep", "baselines"):
         assert f"{stage}: reusing" in second.stderr or f"{stage} stage: reusing" in second.stderr, second.stderr
     assert len(runs_of(tree, "pipeline")) == 3 and "champion_accuracy" in runs_of(tree, "pipeline")[0].data.metrics
+    assert "student_usd_per_1k_answers" in runs_of(tree, "pipeline")[-1].data.metrics, "the first run logged its cost case"
 
     # `rt-ray serve` with no serve.model serves what the pipeline produced: the registry's champion.
     serve_log = tmp_path / "serve.txt"

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from rt_ray.config import parse_config
-from rt_ray.teacher.simulator import free_port
+from rt_ray.simulator import free_port
 from tests.processes import own_processes
 from tests.tiny import save_untrained_student
 

@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from rt_ray.config import parse_config
-from rt_ray.teacher.simulator import free_port
+from rt_ray.simulator import free_port
 from tests.tiny import train_coin_flip_student
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from rt_ray.student.stage import run_evaluate_stage, run_train_stage
 from rt_ray.student.train_loop import PROBE_TEXT
 from rt_ray.student.trainer import TrainResult, train_student
 from rt_ray.teacher.pipeline import generate
-from rt_ray.teacher.simulator import SimulatorProcess, free_port
+from rt_ray.simulator import SimulatorProcess, free_port
 from tests.conftest import S3_SECRET
 from tests.processes import own_processes
 

@@ -14,7 +14,7 @@ import yaml
 from rt_ray.config import parse_config
 from rt_ray.records import RECORD_FILE
 from rt_ray.sweep.tuner import run_sweep
-from rt_ray.teacher.simulator import SimulatorProcess
+from rt_ray.simulator import SimulatorProcess
 from tests.processes import interrupt_when, leftover_processes, pids, resume_args, start_cli
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from rt_ray.tasks import load_task_data
 from rt_ray.tasks.answers import extract_answer, is_correct
 from rt_ray.tasks.base import TaskDataError
 from rt_ray.tasks.custom import gold_answer, read_custom
-from rt_ray.teacher.prompts import ANSWER_TRIGGERS_BY_TYPE, prompt_style
-from rt_ray.teacher.simulator.answer_key import AnswerKey, KeyEntry, vary, wrong_answer
-from rt_ray.teacher.simulator.solvers import complete, read_prompt
+from rt_ray.prompts import ANSWER_TRIGGERS_BY_TYPE, prompt_style
+from rt_ray.simulator.answer_key import AnswerKey, KeyEntry, vary, wrong_answer
+from rt_ray.simulator.solvers import complete, read_prompt
 
 
 def write_jsonl(path, rows):

@@ -9,7 +9,7 @@ import pytest
 from rt_ray.config import TeacherConfig
 from rt_ray.teacher.batch_files import answer_lines, file_bytes, rationale_lines, samples_of_output, split_into_files
 from rt_ray.teacher.cache import sample_key
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
+from rt_ray.prompts import answer_prompt, rationale_prompt
 
 QUESTIONS = [f"A coin is heads up. P{i} flips the coin. Is the coin still heads up?" for i in range(5)]
 

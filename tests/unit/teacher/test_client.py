@@ -8,9 +8,9 @@ from aiohttp import web
 from rt_ray.config import TeacherConfig
 from rt_ray.teacher.accounting import CallStats
 from rt_ray.teacher.client import TeacherClient, TeacherFatalError, TeacherRequestFailed
-from rt_ray.teacher.prompts import rationale_prompt
-from rt_ray.teacher.simulator import free_port
-from rt_ray.teacher.simulator.server import STATE, SimulatorSettings, make_app
+from rt_ray.prompts import rationale_prompt
+from rt_ray.simulator import free_port
+from rt_ray.simulator.server import STATE, SimulatorSettings, make_app
 
 QUESTION = 'A coin is heads up. Ann flips the coin. Bo does not flip the coin. Is the coin still heads up? Note that "flip" here means "reverse".'
 
@@ -106,7 +106,7 @@ def test_persistent_failure_gives_up_after_max_retries(tmp_path):
 
 
 def test_answer_prompts_travel_several_to_a_request_and_come_back_to_their_own_prompt(tmp_path):
-    from rt_ray.teacher.prompts import answer_prompt
+    from rt_ray.prompts import answer_prompt
 
     settings = SimulatorSettings(latency_s=0.0)
     flips = [f"{QUESTION.split(' Is the coin')[0]} {'Cy flips the coin. ' * k}Is the coin still heads up?" for k in range(5)]

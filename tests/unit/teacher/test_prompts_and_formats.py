@@ -1,5 +1,5 @@
 from rt_ray.student.formats import ft_cot_sample, vanilla_sample, zero_shot_prompt
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
+from rt_ray.prompts import answer_prompt, rationale_prompt
 
 
 def test_zero_shot_cot_prompts_match_the_paper():

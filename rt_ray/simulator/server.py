@@ -23,11 +23,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from rt_ray.teacher.simulator.answer_key import AnswerKey
-from rt_ray.teacher.simulator.batches import BatchState, add_batch_routes
-from rt_ray.teacher.simulator.solvers import complete
+from rt_ray.simulator.answer_key import AnswerKey
+from rt_ray.simulator.batches import BatchState, add_batch_routes
+from rt_ray.simulator.responses import STATE, error_response
+from rt_ray.simulator.solvers import complete
 
-STATE = web.AppKey("state", object)
 FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "hang", "truncated_json", "drop_connection")
 
 
@@ -85,23 +85,18 @@ def _truncate(text: str, max_tokens: int) -> tuple[str, str]:
     return text[: max_tokens * 4], "length"
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": "simulated", "code": status}}
-    return web.json_response(body, status=status, headers=headers)
-
-
 async def _inject_fault(kind: str, request: web.Request, state: SimulatorState, body: dict) -> web.StreamResponse:
     settings = state.settings
     if kind == "rate_limit":
         headers = {"Retry-After": str(math.ceil(settings.retry_after_ms / 1000)), "retry-after-ms": str(settings.retry_after_ms)}
-        return _error(429, "simulated rate limit", headers)
+        return error_response(429, "simulated rate limit", headers)
     if kind == "server_error":
-        return _error(500, "simulated server error")
+        return error_response(500, "simulated server error")
     if kind == "unavailable":
-        return _error(503, "simulated overload")
+        return error_response(503, "simulated overload")
     if kind == "hang":
         await asyncio.sleep(settings.hang_s)
-        return _error(504, "simulated hang ended")
+        return error_response(504, "simulated hang ended")
     if kind == "truncated_json":
         text = json.dumps(body)
         return web.Response(text=text[: len(text) // 2], content_type="application/json")
@@ -163,11 +158,11 @@ def make_handler(chat: bool):
         settings = state.settings
         arrived = time.time()
         if not _authorized(request, settings):
-            return _error(401, "invalid api key")
+            return error_response(401, "invalid api key")
         try:
             payload = await request.json()
         except json.JSONDecodeError:
-            return _error(400, "body is not JSON")
+            return error_response(400, "body is not JSON")
         prompts = _prompts_of(payload, chat)
         n = int(payload.get("n") or 1)
         fault = None
@@ -188,7 +183,7 @@ def make_handler(chat: bool):
 async def list_models(request: web.Request) -> web.Response:
     settings = request.app[STATE].settings
     if not _authorized(request, settings):
-        return _error(401, "invalid api key")
+        return error_response(401, "invalid api key")
     return web.json_response({"object": "list", "data": [{"id": settings.model, "object": "model", "owned_by": "rt-ray"}]})
 
 

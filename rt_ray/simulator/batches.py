@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from rt_ray.simulator.responses import STATE, error_response
+
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -56,8 +58,6 @@ def _line_result(line: dict, response_for) -> dict:
 
 
 async def _run_batch(app: web.Application, batch_id: str, response_for) -> None:
-    from rt_ray.teacher.simulator.server import STATE
-
     state = app[STATE]
     settings, batches = state.settings, state.batches
     batch = batches.batches[batch_id]
@@ -98,38 +98,34 @@ async def _run_batch(app: web.Application, batch_id: str, response_for) -> None:
 
 def _throttled(request: web.Request) -> web.Response | None:
     """The first batch_api_429s calls of each route (upload, create) get a 429 with Retry-After."""
-    from rt_ray.teacher.simulator.server import STATE, _error
-
     state = request.app[STATE]
     sent = state.batches.throttled.get(request.path, 0)
     if sent < state.settings.batch_api_429s:
         state.batches.throttled[request.path] = sent + 1
         ms = state.settings.retry_after_ms
-        return _error(429, "simulated rate limit", {"Retry-After": str(math.ceil(ms / 1000)), "retry-after-ms": str(ms)})
+        return error_response(429, "simulated rate limit", {"Retry-After": str(math.ceil(ms / 1000)), "retry-after-ms": str(ms)})
     return None
 
 
 def add_batch_routes(app: web.Application, response_for) -> None:
     """response_for(body, url) -> the JSON body an online request with that body gets."""
-    from rt_ray.teacher.simulator.server import STATE, _error
-
     async def upload(request: web.Request) -> web.Response:
         if (refusal := _throttled(request)) is not None:
             return refusal
         form = await request.post()
         upload = form.get("file")
         if upload is None or not hasattr(upload, "file"):
-            return _error(400, "file: required")
+            return error_response(400, "file: required")
         stored = _store_file(request.app[STATE].batches, upload.filename or "upload.jsonl", upload.file.read(), str(form.get("purpose", "")))
         return web.json_response(_public(stored))
 
     async def file_info(request: web.Request) -> web.Response:
         stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
-        return web.json_response(_public(stored)) if stored else _error(404, "no such file")
+        return web.json_response(_public(stored)) if stored else error_response(404, "no such file")
 
     async def file_content(request: web.Request) -> web.Response:
         stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
-        return web.Response(body=stored["content"], content_type="application/octet-stream") if stored else _error(404, "no such file")
+        return web.Response(body=stored["content"], content_type="application/octet-stream") if stored else error_response(404, "no such file")
 
     async def create(request: web.Request) -> web.Response:
         if (refusal := _throttled(request)) is not None:
@@ -138,7 +134,7 @@ def add_batch_routes(app: web.Application, response_for) -> None:
         batches = request.app[STATE].batches
         source = batches.files.get(payload.get("input_file_id", ""))
         if source is None:
-            return _error(400, "input_file_id: no such file")
+            return error_response(400, "input_file_id: no such file")
         total = sum(1 for raw in source["content"].decode().splitlines() if raw.strip())
         batches.batches_created += 1
         batch_id = f"batch_{uuid.uuid4().hex[:16]}"
@@ -153,7 +149,7 @@ def add_batch_routes(app: web.Application, response_for) -> None:
 
     async def retrieve(request: web.Request) -> web.Response:
         batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
-        return web.json_response(_batch_view(batch)) if batch else _error(404, "no such batch")
+        return web.json_response(_batch_view(batch)) if batch else error_response(404, "no such batch")
 
     async def listing(request: web.Request) -> web.Response:
         ordered = sorted(request.app[STATE].batches.batches.values(), key=lambda b: -b["_order"])
@@ -164,7 +160,7 @@ def add_batch_routes(app: web.Application, response_for) -> None:
     async def cancel(request: web.Request) -> web.Response:
         batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
         if batch is None:
-            return _error(404, "no such batch")
+            return error_response(404, "no such batch")
         if batch["status"] not in TERMINAL:
             batch["status"] = "cancelling"
         return web.json_response(_batch_view(batch))

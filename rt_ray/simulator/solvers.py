@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 from rt_ray.tasks.answers import CHOICE_LETTERS, extract_answer
-from rt_ray.teacher.simulator.answer_key import AnswerKey
-from rt_ray.teacher.prompts import ANSWER_TRIGGERS, INSTRUCTIONS_END, RATIONALE_TRIGGER
+from rt_ray.simulator.answer_key import AnswerKey
+from rt_ray.prompts import ANSWER_TRIGGERS, INSTRUCTIONS_END, RATIONALE_TRIGGER
 
 _COIN = re.compile(r"A coin is heads up\. (.*) Is the coin still heads up\?", re.S)
 _COIN_STEP = re.compile(r"(\w+) (flips|does not flip) the coin\.")

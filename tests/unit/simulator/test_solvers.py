@@ -4,8 +4,8 @@ import pytest
 
 from rt_ray.config import TaskConfig
 from rt_ray.tasks import get_task, load_task_data
-from rt_ray.teacher.prompts import answer_prompt, rationale_prompt
-from rt_ray.teacher.simulator.solvers import complete, read_prompt
+from rt_ray.prompts import answer_prompt, rationale_prompt
+from rt_ray.simulator.solvers import complete, read_prompt
 
 
 def teacher_answer(question: str, rationale: str) -> str:
