@@ -103,7 +103,10 @@ def load_custom(cfg: TaskConfig) -> TaskData:
     if cfg.test_path:
         test_rows = read_custom(cfg.test_path, cfg.answer_type, cfg.fields, "test")
         notes.append(summary_line(cfg.test_path, test_rows))
-        train, test = rows.samples, test_rows.samples
+        in_test = {s.question for s in test_rows.samples}
+        train, test = [s for s in rows.samples if s.question not in in_test], test_rows.samples
+        if len(train) < len(rows.samples):  # a test question must never be trained on
+            notes.append(f"{len(rows.samples) - len(train)} training questions are also in {cfg.test_path}: left out of training")
         rows.rationales.update(test_rows.rationales)
     else:
         train, test = seeded_split(rows.samples, cfg.train_ratio, cfg.split_seed)

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator
 
 from rt_ray.tasks.answers import CHOICE_LETTERS, extract_answer
 from rt_ray.tasks.base import Sample, TaskDataError, format_choices
+from rt_ray.tasks.files import field_value
 
 FIELDS = ("question", "answer", "choices", "context", "rationale")
 MAX_PROBLEMS_SHOWN = 20
@@ -117,18 +118,6 @@ def chat_to_record(record: dict) -> tuple[dict, str]:
     return {"question": question, "answer": answer}, (by_role.get("system") or [""])[0]
 
 
-def _value(record: dict, column: str) -> Any:
-    value: Any = record
-    for part in column.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            raise KeyError(column)
-    return value
-
-
 def gold_number(raw: str) -> str | None:
     text = raw.strip()
     if not _GOLD_NUMBER.match(text):
@@ -173,7 +162,7 @@ def gold_answer(raw: str, answer_type: str, choices: list[str]) -> tuple[str | N
 def _text(record: dict, fields: dict[str, str], name: str, required: bool) -> str | None:
     column = fields.get(name, name)
     try:
-        value = _value(record, column)
+        value = field_value(record, column)
     except KeyError:
         if required:
             raise
@@ -201,7 +190,7 @@ def check_row(row: Row, answer_type: str, fields: dict[str, str], origin: str,
     choices: list[str] = []
     if answer_type == "choice":
         try:
-            choices = parse_choices(_value(record, fields.get("choices", "choices")))
+            choices = parse_choices(field_value(record, fields.get("choices", "choices")))
         except KeyError:
             return None, None, f"{where}: no field {fields.get('choices', 'choices')!r} for the choices of a choice task"
         except (ValueError, TypeError, AttributeError):

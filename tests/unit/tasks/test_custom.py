@@ -103,6 +103,9 @@ def test_a_test_file_is_the_test_split_and_an_edited_row_changes_the_fingerprint
     test = write_jsonl(tmp_path / "test.jsonl", [{"question": "9+1?", "answer": "10"}])
     data = load_task_data(custom(train, test_path=test))
     assert len(data.train) == 5 and [s.question for s in data.test] == ["9+1?"]
+    overlapping = write_jsonl(tmp_path / "overlap.jsonl", [{"question": "9+1?", "answer": "10"}, {"question": "0+1?", "answer": "1"}])
+    held = load_task_data(custom(train, test_path=overlapping))
+    assert [s.question for s in held.train] == [f"{i}+1?" for i in range(1, 5)] and "1 training questions are also in" in held.notes[-1]
     before = data.fingerprint()
     moved = tmp_path / "elsewhere"
     moved.mkdir()
