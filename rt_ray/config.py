@@ -467,16 +467,19 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any, origin: str = "ove
 
 
 def describe_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config ({source}):"]
+    """One line for one problem, else a line a problem under a header: each names the key at fault."""
+    problems = []
     for problem in err.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
         if problem["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            problems.append(f"{key}: unknown key")
         else:
             got = problem.get("input")
             shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
-            lines.append(f"  {key}: {problem['msg']}{shown}")
-    return "\n".join(lines)
+            problems.append(f"{key}: {problem['msg'].removeprefix('Value error, ')}{shown}")
+    if len(problems) == 1:
+        return f"invalid config ({source}): {problems[0]}"
+    return "\n".join([f"invalid config ({source}):", *(f"  {line}" for line in problems)])
 
 
 def parse_config(tree: dict[str, Any], source: str = "config") -> RtRayConfig:

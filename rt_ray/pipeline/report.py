@@ -59,9 +59,12 @@ def samples_table(samples: list[dict]) -> Table:
     return table
 
 
+SIMULATED = "The teacher's rationales were simulated (rt-ray teacher-sim), not a language model's."
+
+
 def report_markdown(report: dict) -> str:
     lines = [f"# rt-ray pipeline: {report['run_name']}", "", f"Task `{report['task']}`, wall time {report['wall_s']:.0f} s.", ""]
-    lines += ["## Teacher", "", "| key | value |", "|---|---|"]
+    lines += ["## Teacher", "", *([SIMULATED, ""] if report["teacher"].get("teacher_simulated") else []), "| key | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(report['teacher'].get(k))} |" for k in TEACHER_KEYS]
     if report.get("sweep_markdown"):
         lines += ["", "## Sweep", "", report["sweep_markdown"].rstrip()]

@@ -19,7 +19,9 @@ from rt_ray import tracking
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept, report as report_console
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
-from rt_ray.pipeline.report import accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table
+from rt_ray.pipeline.report import (
+    SIMULATED, accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,
+)  # fmt: skip
 from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
 from rt_ray.progress import say
 from rt_ray.records import forget_record, read_record, write_record
@@ -256,6 +258,8 @@ def show_report(report: dict) -> None:
 
     printer = report_console()
     printer.rule(f"rt-ray pipeline: {report['run_name']}")
+    if report["teacher"].get("teacher_simulated"):
+        printer.print(SIMULATED)
     printer.print(teacher_table(report["teacher"]))
     if report["sweep"]:
         printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]))

@@ -146,4 +146,5 @@ def test_the_pipeline_distills_a_custom_file_serves_it_on_v1_solve_and_reports_t
     assert cost["student_usd_per_1k_answers"] < cost["teacher_usd_per_1k_answers"] and cost["break_even_answers"] > 0
     markdown = (tmp_path / "pipeline" / "report.md").read_text()
     assert "## What the student saves" in markdown and cost["sentences"][0] in markdown
+    assert "rationales were simulated" in markdown and "rationales were simulated" in run.stdout
     assert "task file" in run.stderr and "60 rows read, 60 kept" in run.stderr

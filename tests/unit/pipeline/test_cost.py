@@ -38,8 +38,10 @@ def test_nearest_rank_percentiles():
 
 def test_the_report_shows_the_cost_case_table_and_its_sentences():
     c = case()
-    report = {"run_name": "r", "task": "custom", "wall_s": 1.0, "teacher": {}, "accuracy": [], "cost_case": c.as_dict(),
-              "cost_rows": c.rows()}  # fmt: skip
+    report = {"run_name": "r", "task": "custom", "wall_s": 1.0, "teacher": {"teacher_simulated": True}, "accuracy": [],
+              "cost_case": c.as_dict(), "cost_rows": c.rows()}  # fmt: skip
     text = report_markdown(report)
+    assert "The teacher's rationales were simulated (rt-ray teacher-sim)" in text
+    assert "simulated" not in report_markdown({**report, "teacher": {"teacher_simulated": False}}).split("## What")[0]
     assert "## What the student saves" in text and "| cost per 1,000 answers | $2 | $0.005 |" in text
     assert "| break-even |  | 632 answers |" in text and c.sentences()[1] in text

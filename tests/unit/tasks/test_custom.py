@@ -119,8 +119,9 @@ def test_a_custom_task_without_path_or_type_and_custom_keys_on_another_task_are_
     for tree, needle in (({"name": "custom", "answer_type": "number"}, "task.name custom needs task.path"),
                          ({"name": "custom", "path": "q.jsonl"}, "task.name custom needs task.answer_type"),
                          ({"name": "coin_flip", "path": "q.jsonl"}, "task.path is for task.name custom")):  # fmt: skip
-        with pytest.raises(ConfigError, match=needle):
+        with pytest.raises(ConfigError, match=needle) as raised:
             parse_config({"task": tree})
+        assert "\n" not in str(raised.value) and "Value error" not in str(raised.value)
 
 
 def test_the_teacher_asks_for_a_custom_answer_by_its_type_after_the_instructions():
