@@ -49,6 +49,16 @@ def prompt_style(task) -> PromptStyle:
     return PromptStyle(task.instructions or "", ANSWER_TRIGGERS_BY_TYPE[task.answer_type])
 
 
+def chat_messages(prompt: str) -> list[dict]:
+    """A prompt as a chat teacher gets it: a custom task's instructions as the system message, the rest
+    as the user's. The paper's prompts start with the question ("Q: "); only instructions come before it."""
+    marker = f"{INSTRUCTIONS_END}Q: "
+    if prompt.startswith("Q: ") or marker not in prompt:
+        return [{"role": "user", "content": prompt}]
+    instructions, question = prompt.split(marker, 1)
+    return [{"role": "system", "content": instructions}, {"role": "user", "content": f"Q: {question}"}]
+
+
 def rationale_prompt(question: str) -> str:
     return PAPER_STYLE.rationale(question)
 

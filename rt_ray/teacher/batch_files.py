@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from rt_ray.config import Price, TeacherConfig
 from rt_ray.teacher.accounting import cost_usd, estimate_prompt_tokens
 from rt_ray.teacher.cache import sample_key, sampling_params
-from rt_ray.prompts import PAPER_STYLE, PromptStyle
+from rt_ray.prompts import PAPER_STYLE, PromptStyle, chat_messages
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class BatchLine:
     def request(self, cfg: TeacherConfig) -> dict:
         body: dict = {"model": cfg.model, "n": self.n, "temperature": self.temperature, "max_tokens": self.max_tokens}
         if cfg.api == "chat":
-            body["messages"] = [{"role": "user", "content": self.prompts[0]}]
+            body["messages"] = chat_messages(self.prompts[0])
         else:
             body["prompt"] = list(self.prompts) if len(self.prompts) > 1 else self.prompts[0]
         return {"custom_id": self.custom_id, "method": "POST", "url": endpoint(cfg), "body": body}

@@ -21,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from rt_ray.config import TeacherConfig
+from rt_ray.prompts import chat_messages
 from rt_ray.teacher.accounting import CallStats, cost_usd, estimate_prompt_tokens
 from rt_ray.teacher.cache import ResponseCache, sample_key, sample_keys, sampling_params
 
@@ -240,7 +241,7 @@ class TeacherClient:
         common = dict(model=self.cfg.model, n=n, temperature=temperature, max_tokens=max_tokens)
         if self.cfg.api == "chat":
             (prompt,) = prompts
-            return await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
+            return await client.chat.completions.create(messages=chat_messages(prompt), **common)
         return await client.completions.create(prompt=prompts if len(prompts) > 1 else prompts[0], **common)
 
     def _texts(self, response: Any, expected: int) -> list[dict]:

@@ -162,3 +162,18 @@ def test_varying_a_solution_keeps_its_numbers():
     for seed in range(5):
         varied = vary(text, random.Random(seed))
         assert [c for c in varied if c.isdigit()] == ["3", "4", "7"] and varied.endswith(".")
+
+
+def test_a_chat_teacher_gets_a_custom_tasks_instructions_as_the_system_message_and_the_papers_prompts_as_they_were():
+    from rt_ray.config import TeacherConfig
+    from rt_ray.prompts import chat_messages, rationale_prompt
+    from rt_ray.teacher.batch_files import BatchLine
+
+    style = prompt_style(TaskConfig(name="custom", path="q.jsonl", answer_type="number", instructions="Be brief.\n\nUse digits."))
+    prompt = style.rationale("2+2?")
+    assert chat_messages(prompt) == [{"role": "system", "content": "Be brief.\n\nUse digits."},
+                                     {"role": "user", "content": "Q: 2+2?\nA: Let's think step by step."}]  # fmt: skip
+    paper = rationale_prompt("A question.\n\nQ: with a Q inside?")
+    assert chat_messages(paper) == [{"role": "user", "content": paper}]
+    line = BatchLine("id", (prompt,), 1, 0.0, 16, ("key",))
+    assert line.request(TeacherConfig(api="chat"))["body"]["messages"] == chat_messages(prompt)
