@@ -35,7 +35,7 @@ def cpu_ms_per_request(base_url: str, cache_dir: str, questions: list, concurren
     cfg = parse_config({"teacher": {"base_url": base_url, "max_concurrency": concurrency, "cache_dir": cache_dir},
                         "generation": {"degree": 1}})  # fmt: skip
     client = TeacherClient(cfg.teacher, None, connections_per_pool=per_pool)
-    plan = SamplingPlan.from_config(cfg.generation)
+    plan = SamplingPlan.from_config(cfg.generation, cfg.task)
 
     async def all_questions() -> list[dict]:
         return await asyncio.gather(*(teach_question(client, sample, plan) for sample in questions))

@@ -88,7 +88,7 @@ def timed_pipeline_run(questions: list, cfg, sim: SimulatorProcess, expected_req
 def timed_plain_loop(questions: list, cfg, sim: SimulatorProcess, expected_requests: int) -> TimedRun:
     """The same teacher step in one asyncio loop in this process: no Ray, no worker, nothing to start."""
     client = TeacherClient(cfg.teacher, None)
-    plan = SamplingPlan.from_config(cfg.generation)
+    plan = SamplingPlan.from_config(cfg.generation, cfg.task)
 
     async def all_questions() -> list[dict]:
         return await asyncio.gather(*(teach_question(client, sample, plan) for sample in questions))
