@@ -68,6 +68,15 @@ def _filesystem(location: str):
     return pafs.FileSystem.from_uri(location)  # (filesystem, path inside it)
 
 
+def read_bytes(location: str | Path) -> bytes:
+    """One file's bytes, from a local path or a URI (``s3://bucket/data.csv``). Raises FileNotFoundError or OSError."""
+    if not is_remote(location):
+        return Path(location).read_bytes()
+    filesystem, inner = _filesystem(str(location))
+    with filesystem.open_input_stream(inner) as stream:
+        return stream.read()
+
+
 def publish(location: str | Path, *names: str) -> None:
     """Copy what a stage staged for a URI location there: the named files or folders (a folder
     replaces the one at the URI, so no file of an older version lingers), or everything. No-op when local."""

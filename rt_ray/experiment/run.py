@@ -126,14 +126,15 @@ def run_experiment(cfg: RtRayConfig) -> dict:
     """``_run_experiment``, as the one run writing experiment.output_dir."""
     from rt_ray.locks import output_lock
 
-    with output_lock(cfg.with_absolute_paths().experiment.output_dir, "experiment.output_dir"):
+    cfg = cfg.with_absolute_paths()
+    with output_lock(cfg.experiment.output_dir, "experiment.output_dir"):
         return _run_experiment(cfg)
 
 
 def _run_experiment(cfg: RtRayConfig) -> dict:
+    """The experiment, its relative paths already resolved by ``run_experiment``."""
     from rt_ray.cluster import ensure_ray
 
-    cfg = cfg.with_absolute_paths()
     exp = cfg.experiment
     configs = task_configs(cfg)  # every task's config is checked before any work starts
     out = local_dir(exp.output_dir)

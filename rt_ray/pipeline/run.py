@@ -79,7 +79,7 @@ def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tu
         write_record(cfg.train.output_dir, fingerprint, summary)
     note_kept(f"student ({summary['model_dir']})")
     label = f"Fine-tune-CoT, D={cfg.generation.degree}" if summary["format"] == "ft_cot" else summary["format"]
-    train_time_s = summary["train"].get("wall_s", 0.0)  # the workers' whole run, start-up included: what was paid for
+    train_time_s = summary["train"]["wall_s"]  # the workers' whole run, start-up included: what was paid for
     return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}, train_time_s), {}
 
 
@@ -159,15 +159,15 @@ def teacher_test_stage(cfg: RtRayConfig, rerun_from: str | None) -> dict:
 
 def training_seconds(sweep: dict, student_summary_s: float) -> float:
     """What the distillation's training took: every sweep trial (all were paid for), or the one run."""
-    return sum(t.get("trial_time_s", 0.0) for t in sweep.get("trials", [])) if sweep else student_summary_s
+    return sum(t["trial_time_s"] for t in sweep["trials"]) if sweep else student_summary_s
 
 
 def the_cost_case(cfg: RtRayConfig, teacher_test: dict, teacher_stats: dict, champion: Champion, probe: dict,
                   training_s: float) -> CostCase:  # fmt: skip
     return CostCase(
-        TeacherOnTest(teacher_test["teacher_accuracy"], teacher_test["questions"], teacher_test.get("cost_usd", 0.0)),
+        TeacherOnTest(teacher_test["teacher_accuracy"], teacher_test["questions"], teacher_test["cost_usd"]),
         ServedStudent(champion.accuracy, **probe, usd_per_hour=cfg.serve.usd_per_hour),
-        Distillation(teacher_stats.get("cost_usd", 0.0), training_s, cfg.train.usd_per_hour),
+        Distillation(teacher_stats["cost_usd"], training_s, cfg.train.usd_per_hour),
     )
 
 

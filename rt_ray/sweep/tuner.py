@@ -113,7 +113,8 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     """``_run_sweep``, as the one run writing sweep.output_dir."""
     from rt_ray.locks import output_lock
 
-    with output_lock(cfg.with_absolute_paths().sweep.output_dir, "sweep.output_dir"):
+    cfg = cfg.with_absolute_paths()
+    with output_lock(cfg.sweep.output_dir, "sweep.output_dir"):
         return _run_sweep(cfg, teacher_stats)
 
 
@@ -126,7 +127,6 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     from rt_ray.cluster import ensure_ray
     from rt_ray.teacher.pipeline import finished_or_generate
 
-    cfg = cfg.with_absolute_paths()
     out = cfg.sweep.output_dir
     staged = local_dir(out)
     staged.mkdir(parents=True, exist_ok=True)

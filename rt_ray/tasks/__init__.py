@@ -107,10 +107,9 @@ def load_custom(cfg: TaskConfig) -> TaskData:
         train, test = [s for s in rows.samples if s.question not in in_test], test_rows.samples
         if len(train) < len(rows.samples):  # a test question must never be trained on
             notes.append(f"{len(rows.samples) - len(train)} training questions are also in {cfg.test_path}: left out of training")
-        rows.rationales.update(test_rows.rationales)
     else:
         train, test = seeded_split(rows.samples, cfg.train_ratio, cfg.split_seed)
-    return TaskData(train, test, instructions=rows.instructions, rationales=rows.rationales, notes=notes)
+    return TaskData(train, test, instructions=rows.instructions, notes=notes)
 
 
 __all__ = ["TASKS", "AnswerType", "Sample", "Task", "TaskData", "TaskDataError", "answer_type_of", "get_task", "load_task_data",

@@ -46,7 +46,6 @@ class TaskData:
     train: list[Sample]
     test: list[Sample]
     instructions: str = ""  # what a custom task's file says the teacher is to be told (a chat file's system message)
-    rationales: dict[str, str] = field(default_factory=dict)  # question -> a worked solution the data carries
     notes: list[str] = field(default_factory=list)  # what reading the data found (rows read, kept, dropped)
 
     def fingerprint(self) -> str:

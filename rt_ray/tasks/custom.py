@@ -29,8 +29,8 @@ from typing import Any, Iterable, Iterator
 from rt_ray.tasks.answers import CHOICE_LETTERS, extract_answer
 from rt_ray.tasks.base import Sample, TaskDataError, format_choices
 from rt_ray.tasks.files import field_value
+from rt_ray.storage import read_bytes
 
-FIELDS = ("question", "answer", "choices", "context", "rationale")
 MAX_PROBLEMS_SHOWN = 20
 # A gold number: a sign, a currency sign, thousands separators, decimals, a percent sign; no words ("12 apples").
 _GOLD_NUMBER = re.compile(r"^[+-]?[$€£]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?%?$")
@@ -55,15 +55,9 @@ class CustomRows:
 
 
 def open_bytes(location: str | Path) -> bytes:
-    """The file's bytes, from a local path or any URI pyarrow's filesystems open (``s3://``, ``gs://``)."""
-    import pyarrow.fs as pafs
-
+    """The file's bytes, from a local path or any URI the storage layer reads (``s3://``, ``gs://``)."""
     try:
-        if isinstance(location, Path) or "://" not in str(location):
-            return Path(location).read_bytes()
-        filesystem, inner = pafs.FileSystem.from_uri(str(location))
-        with filesystem.open_input_stream(inner) as stream:
-            return stream.read()
+        return read_bytes(location)
     except (FileNotFoundError, IsADirectoryError):
         raise TaskDataError(f"task file not found: {location} (task.path)") from None
     except OSError as error:
