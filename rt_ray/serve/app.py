@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rt_ray.artifacts import META_FILE
 from rt_ray.config import ConfigError, RtRayConfig, ServeConfig, load_config
+from rt_ray.devices import replica_device
 from rt_ray.serve.model_process import ModelProcess
 from rt_ray.serve.schemas import (
     ChatRequest, CompletionRequest, RequestError, Sampling, SolveRequest, apply_stop, check_limits,
@@ -100,7 +101,8 @@ class StudentServer:
     def __init__(self, settings: dict[str, Any]):
         self.cfg = ServeConfig.model_validate(settings["serve"])
         self.model = ModelProcess(settings["model_source"], settings.get("tracking_uri"), threads=max(1, int(self.cfg.num_cpus)),
-                                  max_batch_size=self.cfg.max_batch_size, wait_s=self.cfg.batch_wait_timeout_s)  # fmt: skip
+                                  max_batch_size=self.cfg.max_batch_size, wait_s=self.cfg.batch_wait_timeout_s,
+                                  device=replica_device(self.cfg.num_gpus))  # fmt: skip
         self.tokenizer, self.arch, self.meta = self.model.tokenizer, self.model.arch, self.model.meta
         # A request without max_tokens gets room for the student's typical output (measured on its
         # training targets, stored with the model), so a default request reaches the answer.

@@ -4,6 +4,7 @@
     output = await model.generate(prompt, max_new_tokens, temperature, top_p)   # a Generated; batched there
     async for piece in model.stream(prompt, max_new_tokens, temperature, top_p): ...
     model.tokenizer, model.arch, model.meta, model.context       # what the replica needs to check requests
+    model.device                                                 # where the model computes ("cpu", "cuda:0")
 
 Why a process: a replica's request handling (Serve's proxy protocol, FastAPI, pydantic, access logs)
 and a small student's ``generate()`` loop are both Python and would share one GIL. Measured on this
@@ -65,14 +66,14 @@ def load_served_student(source: str, tracking_uri: str | None):
 
 class ModelProcess:
     def __init__(self, source: str, tracking_uri: str | None, threads: int = 1, max_batch_size: int = 16,
-                 wait_s: float = 0.02):  # fmt: skip
+                 wait_s: float = 0.02, device: str = "cpu"):  # fmt: skip
         here, there = socket.socketpair()
         self._process = subprocess.Popen([sys.executable, "-m", "rt_ray.serve.model_process", str(there.fileno())],
                                          pass_fds=(there.fileno(),))  # fmt: skip
         there.close()
         self._conn = Connection(here.detach())
         self._conn.send({"source": source, "tracking_uri": tracking_uri, "threads": threads,
-                         "max_batch_size": max_batch_size, "wait_s": wait_s})  # fmt: skip
+                         "max_batch_size": max_batch_size, "wait_s": wait_s, "device": device})  # fmt: skip
         try:
             kind, _, info = self._conn.recv()
         except (EOFError, OSError):
@@ -80,6 +81,7 @@ class ModelProcess:
         if kind == "failed":
             raise ModelProcessError(f"the model process could not load {source}: {info}")
         self.tokenizer, self.arch, self.meta, self.context = info["tokenizer"], info["arch"], info["meta"], info["context"]
+        self.device = info["device"]
         self._send_lock = threading.Lock()
         self._deliver: dict[int, Callable[[str, Any], None]] = {}  # request id -> where its replies go
         self._ids = itertools.count()
@@ -164,15 +166,15 @@ def _serve_requests(conn: Connection) -> None:
 
         torch.set_num_threads(settings["threads"])
         model, tokenizer, arch, meta = load_served_student(settings["source"], settings["tracking_uri"])
-        if torch.cuda.is_available():  # only when the replica was given a GPU (serve.num_gpus)
-            model.to("cuda")
+        model.to(settings["device"])  # rt_ray.devices.replica_device: what Ray gave the replica, not what it sees
     except Exception as error:  # the replica reports it; the traceback goes to this process's log
         import traceback
 
         traceback.print_exc()
         conn.send(("failed", None, f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", None, {"tokenizer": tokenizer, "arch": arch, "meta": meta, "context": context_length(model)}))
+    conn.send(("ready", None, {"tokenizer": tokenizer, "arch": arch, "meta": meta, "context": context_length(model),
+                               "device": str(model.device)}))  # fmt: skip
     queue: collections.deque[Pending] = collections.deque()
     while _receive(conn, queue, None):
         while _receive(conn, queue, 0):  # everything that arrived while the last batch ran

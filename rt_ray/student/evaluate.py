@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rt_ray.config import RtRayConfig
+from rt_ray.config import RtRayConfig, StudentConfig
+from rt_ray.devices import replica_device
 from rt_ray.progress import bar
 from rt_ray.student.formats import student_input, zero_shot_prompt
 from rt_ray.student.generation import generate_texts
@@ -36,7 +37,7 @@ def answer_and_judge(model, tokenizer, arch: str, mode: str, samples: list[Sampl
 class StudentPredictor:
     """One model replica; Ray Data sends it batches of test questions."""
 
-    def __init__(self, source: dict, mode: str, max_new_tokens: int, threads: int | None = None):
+    def __init__(self, source: dict, mode: str, max_new_tokens: int, threads: int | None = None, device: str = "cpu"):
         import torch
 
         from rt_ray.artifacts import load_student
@@ -50,8 +51,7 @@ class StudentPredictor:
         else:
             self.model, self.tokenizer = build_student(source["spec"], seed=source.get("seed", 0))
             self.arch = source["spec"]["arch"]
-        if torch.cuda.is_available():  # only when Ray gave this replica a GPU (student.eval_gpus)
-            self.model.to("cuda")
+        self.model.to(device)  # rt_ray.devices.replica_device: what Ray gave it, not what it sees
         self.model.eval()
         self.mode, self.max_new_tokens = mode, max_new_tokens
 
@@ -63,6 +63,16 @@ class StudentPredictor:
             out.append({"split": row["split"], "id": sample.id, "question": sample.question, "answer": sample.answer,
                         "answer_type": sample.answer_type, "generated": text, **judged})  # fmt: skip
         return pd.DataFrame(out)
+
+
+def replica_resources(student: StudentConfig) -> dict:
+    """What each evaluation replica asks Ray for (student.eval_cpus, student.eval_gpus)."""
+    return {"num_cpus": student.eval_cpus, **({"num_gpus": student.eval_gpus} if student.eval_gpus else {})}
+
+
+def replica_settings(student: StudentConfig) -> dict:
+    """How a replica runs on what it was given: its torch threads and its device."""
+    return {"threads": max(1, int(student.eval_cpus)), "device": replica_device(student.eval_gpus)}
 
 
 def evaluate_student(
@@ -89,11 +99,9 @@ def evaluate_splits(cfg: RtRayConfig, source: dict, mode: str, splits: dict[str,
         StudentPredictor,
         batch_size=student.eval_batch_size,
         batch_format="pandas",
-        fn_constructor_kwargs={"source": source, "mode": mode, "max_new_tokens": student.max_new_tokens,
-                               "threads": max(1, int(student.eval_cpus))},  # fmt: skip
+        fn_constructor_kwargs={"source": source, "mode": mode, "max_new_tokens": student.max_new_tokens, **replica_settings(student)},
         compute=ray.data.ActorPoolStrategy(size=student.eval_replicas),
-        num_cpus=student.eval_cpus,
-        **({"num_gpus": student.eval_gpus} if student.eval_gpus else {}),
+        **replica_resources(student),
     )
     rows = []
     with bar(f"evaluating {mode}", total=len(items)) as progress:

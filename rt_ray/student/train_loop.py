@@ -105,10 +105,9 @@ def train_func(config: dict) -> None:
 
     def report(final: bool, checkpoint_due: bool = True) -> None:
         nonlocal losses, tokens, window_start
-        counts = torch.tensor([float(tokens), float(sum(losses)), float(len(losses))])
+        counts, peak_rss = window_tensors(tokens, losses, device)
         dist.all_reduce(counts)  # every worker's tokens and loss, not just rank 0's
         elapsed = time.perf_counter() - window_start
-        peak_rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])  # KB on Linux
         dist.all_reduce(peak_rss, op=dist.ReduceOp.MAX)  # the largest worker's
         metrics = {
             "step": step,
@@ -281,12 +280,29 @@ def validation_accuracy(engine, tokenizer, arch: str, validation: dict) -> float
 PROBE_TEXT = "A coin is heads up."
 
 
+def probe_inputs(tokenizer, arch: str, device) -> dict:
+    """The fixed probe text as model inputs on ``device``."""
+    import torch
+
+    ids = torch.tensor([tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]], device=device)
+    return {"input_ids": ids} if arch == "decoder" else {"input_ids": ids, "labels": ids}
+
+
+def window_tensors(tokens: int, losses: list[float], device):
+    """(tokens, loss sum, loss count) and this process's peak RSS in MB, as tensors to all-reduce: on
+    the worker's own device, since NCCL reduces GPU tensors only."""
+    import torch
+
+    counts = torch.tensor([float(tokens), float(sum(losses)), float(len(losses))], device=device)
+    peak_rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0], device=device)  # KB on Linux
+    return counts, peak_rss
+
+
 def _probe_logit_sum(engine, tokenizer, arch: str, device) -> float:
     """Sum of the trained model's logits on a fixed text: a reloaded export must give the same."""
     import torch
 
-    ids = torch.tensor([tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]], device=device)
-    inputs = {"input_ids": ids} if arch == "decoder" else {"input_ids": ids, "labels": ids}
+    inputs = probe_inputs(tokenizer, arch, device)
     engine.eval()
     with torch.no_grad():
         value = engine(**inputs).logits.float().sum().item()  # every rank joins (ZeRO-3 gathers)

@@ -20,7 +20,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rt_ray.config import RtRayConfig
+from rt_ray.config import RtRayConfig, TrainConfig
+from rt_ray.devices import torch_backend
 from rt_ray.student.data import target_lengths, tokenized_table, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
@@ -88,7 +89,7 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
     """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``), its checkpoints under
     ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
     from ray.tune.trainable.trainable_fn_utils import _in_tune_session
 
@@ -96,14 +97,14 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
     from rt_ray.student.train_loop import train_func
 
     train = cfg.train
-    resources = {"CPU": train.cpus_per_worker, **({"GPU": 1} if train.use_gpu else {})}
     # A sweep trial whose workers score validation questions forwards each report to Tune, so that
     # its scheduler (ASHA) can stop the trial.
     callbacks = [TuneReportCallback()] if loop_config.get("validation") and _in_tune_session() else []
     trainer = TorchTrainer(
         train_func,
         train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=train.num_workers, use_gpu=train.use_gpu, resources_per_worker=resources),
+        torch_config=TorchConfig(backend=torch_backend(train.use_gpu)),
+        scaling_config=ScalingConfig(**worker_resources(train)),
         run_config=RunConfig(
             name=name,
             storage_path=ray_storage_path(output_dir, "ray_train"),
@@ -114,6 +115,12 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
         datasets={"train": dataset_from_table(samples, blocks=math.ceil(len(samples) / ROWS_PER_BLOCK))},
     )
     return fit_off_the_main_thread(trainer)
+
+
+def worker_resources(train: TrainConfig) -> dict:
+    """Ray Train's ScalingConfig for the training workers: one GPU each under train.use_gpu."""
+    resources = {"CPU": train.cpus_per_worker, **({"GPU": 1} if train.use_gpu else {})}
+    return {"num_workers": train.num_workers, "use_gpu": train.use_gpu, "resources_per_worker": resources}
 
 
 def fit_off_the_main_thread(trainer):

@@ -81,3 +81,13 @@ def test_callers_waiting_when_the_process_dies_get_an_error_not_a_hang(student):
     assert not process.alive()
     with pytest.raises(ModelProcessError, match="gone|exited"):
         asyncio.run(ask())
+
+
+def test_the_model_process_computes_on_the_device_it_was_given(student):
+    """serve.num_gpus decides the device (rt_ray.devices.replica_device), not torch.cuda.is_available():
+    here ``meta`` stands in for ``cuda``, which a CPU machine cannot give."""
+    process = ModelProcess(str(student), None, threads=1, device="meta")
+    try:
+        assert process.device == "meta"
+    finally:
+        process.close()
