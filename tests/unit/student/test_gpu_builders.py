@@ -116,3 +116,33 @@ def test_generation_builds_its_inputs_on_the_models_device(tmp_path):
     with torch.device("meta"):  # a tensor built without naming the model's device lands here
         outputs = generate_texts(recording, tokenizer, meta["arch"], ["A coin is heads up. ###", "Is it? ###"], 4)
     assert recording.seen == {torch.device("cpu")} and len(outputs) == 2
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
+GPU_CONFIGS = ["configs/gpu-qwen-0.5b.yaml", "configs/gpu-qwen-0.5b-lora.yaml", "bench/gpu/pipeline.yaml"]
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS)
+def test_the_shipped_gpu_configs_build_gpu_workers_and_a_bf16_deepspeed_config(path):
+    from rt_ray.config import load_config
+    from rt_ray.student.trainer import worker_resources
+
+    cfg = load_config(REPO / path)
+    assert cfg.train.use_gpu and torch_backend(cfg.train.use_gpu) == "nccl"
+    assert worker_resources(cfg.train)["resources_per_worker"]["GPU"] == 1
+    assert build_deepspeed_config(cfg.train)["bf16"]["enabled"]
+
+
+def test_the_lora_gpu_config_adapts_every_projection_and_serves_merged_weights_from_a_gpu():
+    from rt_ray.config import load_config
+
+    cfg = load_config(REPO / "configs/gpu-qwen-0.5b-lora.yaml")
+    assert cfg.student.lora.export == "merged" and {"q_proj", "v_proj", "down_proj"} <= set(cfg.student.lora.target_modules)
+    assert replica_device(cfg.student.eval_gpus) == replica_device(cfg.serve.num_gpus) == "cuda"
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml")))
+def test_every_shipped_config_loads(path):
+    from rt_ray.config import load_config
+
+    load_config(REPO / path)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU check's rehearsal on this machine (CI runs it): the bundle for this Python, installed with
+# no package index into a fresh virtual environment that holds only torch and what the GPU machine's
+# image has, then bench/gpu/run.sh --cpu (tiny sizes, the same code) to the end.
+#
+#   bench/gpu/rehearse.sh             # a few minutes; its summary lands in runs/gpu-kit/
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+VENV="${RT_RAY_REHEARSAL_VENV:-$(mktemp -d)/venv}"
+PY_VERSION=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+bench/gpu/pack.sh --python "$PY_VERSION" --out .gpu-bundle-cpu
+
+# The device's side: a bare environment with the image's packages (not rt-ray's, not the bundle's).
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet torch==2.13.0
+"$VENV/bin/python" -m pip install --quiet -r bench/gpu/device-image.txt -r .gpu-bundle-cpu/device-provided.txt
+
+# From here on no index: what the bundle lacks fails the install or the check.
+rm -rf .gpu-site-cpu
+PIP_NO_INDEX=1 PYTHON="$VENV/bin/python" bench/gpu/run.sh --cpu --bundle .gpu-bundle-cpu --site .gpu-site-cpu
