@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from rt_ray.errors import MissingInput, UserError
+
 TERMINAL_STATUSES = {"complete", "complete_with_failures"}
 STATS_FILE = "stats.json"
 FILTERED_FILE = "filtered.jsonl"
@@ -32,7 +34,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 BASE_DIR = "base"
 
 
-class GenerationNotFinished(RuntimeError):
+class GenerationNotFinished(UserError, RuntimeError):
     """A student stage was pointed at teacher output that is running, failed or stopped."""
 
 
@@ -80,7 +82,7 @@ def read_finished_generation(output_dir: Path) -> dict:
     """The stats of a finished generation run, or a clear error for a running, failed or stopped one."""
     stats_path = Path(output_dir) / STATS_FILE
     if not stats_path.is_file():
-        raise FileNotFoundError(f"no teacher output in {output_dir}: run `rt-ray generate` first")
+        raise MissingInput(f"no teacher output in {output_dir}: run `rt-ray generate` first")
     stats = json.loads(stats_path.read_text())
     if stats.get("status") not in TERMINAL_STATUSES:
         raise GenerationNotFinished(
@@ -106,7 +108,7 @@ def load_student(path: str | Path):
     path = fetched(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
+        raise MissingInput(f"{path} is not a trained rt-ray student (no {META_FILE}); run `rt-ray train` first")
     meta = json.loads(meta_path.read_text())
     tokenizer = AutoTokenizer.from_pretrained(path)
     if (path / ADAPTER_CONFIG).is_file():

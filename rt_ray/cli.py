@@ -16,13 +16,14 @@ import traceback
 import uuid
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, List, NoReturn, Optional, TypeVar
+from typing import Callable, Iterator, List, NoReturn, Optional, TypeVar
 
 import typer
 from rich.table import Table
 
 from rt_ray.config import ConfigError, RtRayConfig, load_config
 from rt_ray.console import kept, log_path, quiet_output, report, start_command, status
+from rt_ray.errors import UserError
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -37,37 +38,31 @@ EXIT_INTERRUPTED = 130
 
 
 def _user_error(error: BaseException) -> str | None:
-    """The message of a known, user-fixable error anywhere in the chain (Ray wraps worker errors)."""
-    from rt_ray.student.trainer import TrainingDataError
-    from rt_ray.tasks import TaskDataError
-    from rt_ray.teacher.client import TeacherFatalError
-    from rt_ray.artifacts import GenerationNotFinished
-    from rt_ray.teacher.pipeline import TeacherUnavailable
-
-    from rt_ray.locks import OutputFolderBusy
-    from rt_ray.pipeline.run import PipelineStopped
-
-    known = (ConfigError, TaskDataError, TeacherUnavailable, TeacherFatalError, FileNotFoundError,
-             GenerationNotFinished, TrainingDataError, PipelineStopped, OutputFolderBusy)  # fmt: skip
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, known):
-            return str(error)
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, BaseException):
-            error = cause
-            continue
-        for candidate in (error.__cause__, error.__context__):
-            if isinstance(candidate, known):
-                return str(candidate)
-        text = str(error)
-        for kind in known:
-            marker = f"{kind.__name__}: "
-            if marker in text:
-                return text.split(marker, 1)[1].strip().splitlines()[0]
-        error = error.__cause__ or error.__context__
+    """The message of the first user-fixable error (rt_ray.errors.UserError) among ``error`` and what
+    it wraps; None for a fault of rt-ray or of what it runs on."""
+    for linked in _linked_errors(error):
+        if isinstance(linked, UserError):
+            return str(linked)
     return None
+
+
+def _linked_errors(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every error it carries: a Ray wrapper's ``cause`` (a worker's own error; the
+    wrapper's text is a traceback), Ray Train's ``worker_failures`` and ``controller_failure``, and
+    Python's ``__cause__`` and ``__context__``."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        cause = getattr(current, "cause", None)
+        if isinstance(cause, BaseException):
+            pending.insert(0, cause)
+            continue
+        yield current
+        failures = getattr(current, "worker_failures", None) or {}
+        pending += [*failures.values(), getattr(current, "controller_failure", None), current.__cause__, current.__context__]
 
 
 def _load(config: Optional[Path], overrides: Optional[List[str]]) -> RtRayConfig:

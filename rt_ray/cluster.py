@@ -24,6 +24,16 @@ def ensure_ray(cfg: RayConfig) -> None:
         ray.init(address=cfg.address)
 
 
+def configure_ray_data() -> None:
+    """Ray Data as rt-ray's stages run it: no progress bars of its own (rt-ray draws its own), and a
+    map's error raised as it is rather than as Ray Data's UserCodeException, whose cause does not
+    cross to the driver: the command's one line then names the real error, and a user's mistake
+    raised in a map (rt_ray.errors.UserError) is still known by its type."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.raise_original_map_exception = True
+
+
 def dataset_from_table(table, blocks: int, first_blocks: int | None = None):
     """An Arrow table as a Ray Data dataset of ``blocks`` blocks, the first ``first_blocks`` (default: all)
     cut here in the driver and the rest split by Ray Data's repartition.

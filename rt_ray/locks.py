@@ -26,12 +26,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from rt_ray.errors import UserError
+
 LOCK_FILE = ".rt_ray.lock"
 HEARTBEAT_S = 15.0
 STALE_S = 90.0
 
 
-class OutputFolderBusy(RuntimeError):
+class OutputFolderBusy(UserError, RuntimeError):
     """Another live run writes the output folder this run was pointed at."""
 
 

@@ -13,6 +13,7 @@ they redraw in place, elsewhere (a job's log, a pipe) each bar prints its final 
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -21,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column
 
 from rt_ray.console import status
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 _progress: Progress | None = None
@@ -146,7 +149,8 @@ def watch_board(board, on_done: Callable[[str, dict], None] | None = None, perio
     def sync() -> None:
         try:
             entries = ray.get(board.read.remote(), timeout=10)
-        except Exception:  # noqa: BLE001 - a missed refresh is not worth failing the run for
+        except Exception as error:  # noqa: BLE001 - a missed refresh (a busy or restarting board) is not worth failing the run for
+            logger.info("progress board not read this time: %s: %s", type(error).__name__, error)
             return
         with sync_lock:
             for key, entry in entries.items():

@@ -8,6 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV="${RT_RAY_REHEARSAL_VENV:-$(mktemp -d)/venv}"
+# The bundle's site and DeepSpeed's compiled CPU op (its shared-memory all-reduce, built at the first
+# training step) in folders of the rehearsal's own, at fixed places: torch keys that build by the
+# sources' paths, so sharing its folder with the test suite's DeepSpeed (another path) would rebuild
+# it back and forth while both run, and a fixed path lets the next rehearsal reuse it.
+CACHE="${RT_RAY_REHEARSAL_CACHE:-$HOME/.cache/rt-ray/gpu-rehearsal}"
+export TORCH_EXTENSIONS_DIR="$CACHE/torch-extensions"
 PY_VERSION=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 bench/gpu/pack.sh --python "$PY_VERSION" --out .gpu-bundle-cpu
 
@@ -17,5 +23,5 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet -r bench/gpu/device-image.txt -r .gpu-bundle-cpu/device-provided.txt
 
 # From here on no index: what the bundle lacks fails the install or the check.
-rm -rf .gpu-site-cpu
-PIP_NO_INDEX=1 PYTHON="$VENV/bin/python" bench/gpu/run.sh --cpu --bundle .gpu-bundle-cpu --site .gpu-site-cpu
+rm -rf "$CACHE/site"
+PIP_NO_INDEX=1 PYTHON="$VENV/bin/python" bench/gpu/run.sh --cpu --bundle .gpu-bundle-cpu --site "$CACHE/site"

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from rt_ray import tracking
+from rt_ray.errors import UserError
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept, report as report_console
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
@@ -31,7 +32,7 @@ from rt_ray.storage import local_dir
 COST_METRICS = ("teacher_usd_per_1k_answers", "student_usd_per_1k_answers", "distill_usd", "break_even_answers")
 
 
-class PipelineStopped(RuntimeError):
+class PipelineStopped(UserError, RuntimeError):
     """The teacher stage stopped early (spending cap); nothing after it can run yet."""
 
 

@@ -212,7 +212,10 @@ def _run(conn: Connection, batch: list[Pending], model, tokenizer, arch: str) ->
         temperature, top_p = batch[0].sampling
         for pending, output in zip(batch, generate_texts(model, tokenizer, arch, prompts, limits, temperature, top_p)):
             conn.send(("result", pending.id, output))
-    except Exception as error:  # the batch's callers get the error; the model serves on
+    except Exception as error:  # noqa: BLE001 - any failure of one batch: its callers get it, the log its traceback, the model serves on
+        import traceback
+
+        traceback.print_exc()
         for pending in batch:
             conn.send(("error", pending.id, f"{type(error).__name__}: {error}"))
 

@@ -107,71 +107,82 @@ def _throttled(request: web.Request) -> web.Response | None:
     return None
 
 
+async def _upload(request: web.Request) -> web.Response:
+    if (refusal := _throttled(request)) is not None:
+        return refusal
+    form = await request.post()
+    upload = form.get("file")
+    if upload is None or not hasattr(upload, "file"):
+        return error_response(400, "file: required")
+    stored = _store_file(request.app[STATE].batches, upload.filename or "upload.jsonl", upload.file.read(), str(form.get("purpose", "")))
+    return web.json_response(_public(stored))
+
+
+async def _file_info(request: web.Request) -> web.Response:
+    stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
+    return web.json_response(_public(stored)) if stored else error_response(404, "no such file")
+
+
+async def _file_content(request: web.Request) -> web.Response:
+    stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
+    return web.Response(body=stored["content"], content_type="application/octet-stream") if stored else error_response(404, "no such file")
+
+
+async def _create(request: web.Request, response_for) -> web.Response:
+    if (refusal := _throttled(request)) is not None:
+        return refusal
+    payload = await request.json()
+    batches = request.app[STATE].batches
+    source = batches.files.get(payload.get("input_file_id", ""))
+    if source is None:
+        return error_response(400, "input_file_id: no such file")
+    total = sum(1 for raw in source["content"].decode().splitlines() if raw.strip())
+    batches.batches_created += 1
+    batch_id = f"batch_{uuid.uuid4().hex[:16]}"
+    batches.batches[batch_id] = {
+        "id": batch_id, "object": "batch", "endpoint": payload.get("endpoint"), "input_file_id": source["id"],
+        "completion_window": payload.get("completion_window", "24h"), "status": "validating", "created_at": int(time.time()),
+        "output_file_id": None, "error_file_id": None, "request_counts": {"total": total, "completed": 0, "failed": 0},
+        "metadata": payload.get("metadata"), "errors": None, "_order": batches.batches_created,
+    }  # fmt: skip
+    asyncio.get_running_loop().create_task(_run_batch(request.app, batch_id, response_for))
+    return web.json_response(_batch_view(batches.batches[batch_id]))
+
+
+async def _retrieve(request: web.Request) -> web.Response:
+    batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
+    return web.json_response(_batch_view(batch)) if batch else error_response(404, "no such batch")
+
+
+async def _listing(request: web.Request) -> web.Response:
+    ordered = sorted(request.app[STATE].batches.batches.values(), key=lambda b: -b["_order"])
+    data = [_batch_view(b) for b in ordered]
+    return web.json_response({"object": "list", "data": data, "has_more": False,
+                              "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})  # fmt: skip
+
+
+async def _cancel(request: web.Request) -> web.Response:
+    batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
+    if batch is None:
+        return error_response(404, "no such batch")
+    if batch["status"] not in TERMINAL:
+        batch["status"] = "cancelling"
+    return web.json_response(_batch_view(batch))
+
+
 def add_batch_routes(app: web.Application, response_for) -> None:
     """response_for(body, url) -> the JSON body an online request with that body gets."""
-    async def upload(request: web.Request) -> web.Response:
-        if (refusal := _throttled(request)) is not None:
-            return refusal
-        form = await request.post()
-        upload = form.get("file")
-        if upload is None or not hasattr(upload, "file"):
-            return error_response(400, "file: required")
-        stored = _store_file(request.app[STATE].batches, upload.filename or "upload.jsonl", upload.file.read(), str(form.get("purpose", "")))
-        return web.json_response(_public(stored))
-
-    async def file_info(request: web.Request) -> web.Response:
-        stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
-        return web.json_response(_public(stored)) if stored else error_response(404, "no such file")
-
-    async def file_content(request: web.Request) -> web.Response:
-        stored = request.app[STATE].batches.files.get(request.match_info["file_id"])
-        return web.Response(body=stored["content"], content_type="application/octet-stream") if stored else error_response(404, "no such file")
 
     async def create(request: web.Request) -> web.Response:
-        if (refusal := _throttled(request)) is not None:
-            return refusal
-        payload = await request.json()
-        batches = request.app[STATE].batches
-        source = batches.files.get(payload.get("input_file_id", ""))
-        if source is None:
-            return error_response(400, "input_file_id: no such file")
-        total = sum(1 for raw in source["content"].decode().splitlines() if raw.strip())
-        batches.batches_created += 1
-        batch_id = f"batch_{uuid.uuid4().hex[:16]}"
-        batches.batches[batch_id] = {
-            "id": batch_id, "object": "batch", "endpoint": payload.get("endpoint"), "input_file_id": source["id"],
-            "completion_window": payload.get("completion_window", "24h"), "status": "validating", "created_at": int(time.time()),
-            "output_file_id": None, "error_file_id": None, "request_counts": {"total": total, "completed": 0, "failed": 0},
-            "metadata": payload.get("metadata"), "errors": None, "_order": batches.batches_created,
-        }  # fmt: skip
-        asyncio.get_running_loop().create_task(_run_batch(request.app, batch_id, response_for))
-        return web.json_response(_batch_view(batches.batches[batch_id]))
+        return await _create(request, response_for)
 
-    async def retrieve(request: web.Request) -> web.Response:
-        batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
-        return web.json_response(_batch_view(batch)) if batch else error_response(404, "no such batch")
-
-    async def listing(request: web.Request) -> web.Response:
-        ordered = sorted(request.app[STATE].batches.batches.values(), key=lambda b: -b["_order"])
-        data = [_batch_view(b) for b in ordered]
-        return web.json_response({"object": "list", "data": data, "has_more": False,
-                                  "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})  # fmt: skip
-
-    async def cancel(request: web.Request) -> web.Response:
-        batch = request.app[STATE].batches.batches.get(request.match_info["batch_id"])
-        if batch is None:
-            return error_response(404, "no such batch")
-        if batch["status"] not in TERMINAL:
-            batch["status"] = "cancelling"
-        return web.json_response(_batch_view(batch))
-
-    app.router.add_post("/v1/files", upload)
-    app.router.add_get("/v1/files/{file_id}", file_info)
-    app.router.add_get("/v1/files/{file_id}/content", file_content)
+    app.router.add_post("/v1/files", _upload)
+    app.router.add_get("/v1/files/{file_id}", _file_info)
+    app.router.add_get("/v1/files/{file_id}/content", _file_content)
     app.router.add_post("/v1/batches", create)
-    app.router.add_get("/v1/batches", listing)
-    app.router.add_get("/v1/batches/{batch_id}", retrieve)
-    app.router.add_post("/v1/batches/{batch_id}/cancel", cancel)
+    app.router.add_get("/v1/batches", _listing)
+    app.router.add_get("/v1/batches/{batch_id}", _retrieve)
+    app.router.add_post("/v1/batches/{batch_id}/cancel", _cancel)
 
 
 def _batch_view(batch: dict) -> dict:

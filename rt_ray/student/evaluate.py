@@ -88,10 +88,10 @@ def evaluate_splits(cfg: RtRayConfig, source: dict, mode: str, splits: dict[str,
     test questions) in one Ray Data run: one pool of model replicas, started once."""
     import ray
 
-    from rt_ray.cluster import ensure_ray
+    from rt_ray.cluster import configure_ray_data, ensure_ray
 
     ensure_ray(cfg.ray)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the rich bar below instead
+    configure_ray_data()  # the rich bar below instead; a map's error as it is
     student = cfg.student
     items = [{**s.to_row(), "split": name} for name, (questions, _) in splits.items() for s in questions]
     ds = ray.data.from_items(items, override_num_blocks=max(1, student.eval_replicas * 2))

@@ -20,20 +20,22 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rt_ray.errors import MissingInput, UserError
 from rt_ray.config import RtRayConfig, TrainConfig
 from rt_ray.devices import torch_backend
 from rt_ray.student.data import target_lengths, tokenized_table, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
+from rt_ray.student.train_loop import LoopConfig, ValidationPlan
 from rt_ray.tasks import answer_type_of, load_task_data
 from rt_ray.artifacts import file_sha256, read_finished_generation
-from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path
+from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path, remote_files
 
 
 ROWS_PER_BLOCK = 10_000  # training samples per Ray Data block (~8 MB of token ids at 200 tokens)
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(UserError, ValueError):
     """There is nothing (or nothing usable) to train on."""
 
 
@@ -63,29 +65,28 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
 
 def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: str | None, run_id: str | None,
                         progress: dict | None = None, num_samples: int = 0, validation: list | None = None,
-                        validate_every: int | None = None) -> dict:  # fmt: skip
+                        validate_every: int | None = None) -> LoopConfig:  # fmt: skip
+    """The workers' LoopConfig for this run, built once here on the driver."""
     from rt_ray.tracking import resolve_tracking_uri
 
-    train = cfg.train
-    return {
-        "spec": spec, "meta": meta, "seed": train.seed, "use_gpu": train.use_gpu,
-        "zero_stage": train.zero_stage, "deepspeed": build_deepspeed_config(train),
-        "lr": train.lr, "batch_size": train.batch_size, "max_steps": train.max_steps,
-        "warmup_ratio": train.warmup_ratio, "checkpoint_every_steps": train.checkpoint_every_steps,
-        "gradient_checkpointing": train.gradient_checkpointing,
-        "stream": num_samples > train.stream_above_samples, "shuffle_buffer": train.shuffle_buffer,
-        "bucket_batches": train.bucket_batches,
-        "lora": cfg.student.lora.model_dump() if cfg.student.lora else None,
-        "torch_threads": None if train.use_gpu else max(1, int(train.cpus_per_worker)),
-        "resume_from": resume_from if not resume_from or is_remote(resume_from) else str(Path(resume_from).resolve()),
-        "mlflow_run_id": run_id, "tracking_uri": resolve_tracking_uri(cfg.tracking), "progress": progress,
-        "validation": {"rows": [s.to_row() for s in validation], "every_steps": validate_every, "mode": meta["format"],
-                       "patience": train.early_stopping_patience, "batch_size": cfg.student.eval_batch_size,
-                       "max_new_tokens": cfg.student.max_new_tokens} if validation else None,
-    }  # fmt: skip
+    train, student = cfg.train, cfg.student
+    plan = ValidationPlan(rows=[s.to_row() for s in validation], every_steps=validate_every, mode=meta["format"],
+                          patience=train.early_stopping_patience, batch_size=student.eval_batch_size,
+                          max_new_tokens=student.max_new_tokens) if validation else None  # fmt: skip
+    return LoopConfig(
+        spec=spec, meta=meta, seed=train.seed, use_gpu=train.use_gpu, zero_stage=train.zero_stage,
+        deepspeed=build_deepspeed_config(train), lr=train.lr, batch_size=train.batch_size, max_steps=train.max_steps,
+        warmup_ratio=train.warmup_ratio, checkpoint_every_steps=train.checkpoint_every_steps,
+        gradient_checkpointing=train.gradient_checkpointing, stream=num_samples > train.stream_above_samples,
+        shuffle_buffer=train.shuffle_buffer, bucket_batches=train.bucket_batches,
+        lora=student.lora.model_dump() if student.lora else None,
+        torch_threads=None if train.use_gpu else max(1, int(train.cpus_per_worker)),
+        resume_from=resume_from if not resume_from or is_remote(resume_from) else str(Path(resume_from).resolve()),
+        mlflow_run_id=run_id, tracking_uri=resolve_tracking_uri(cfg.tracking), progress=progress, validation=plan,
+    )  # fmt: skip
 
 
-def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str | Path):
+def fit(cfg: RtRayConfig, samples, loop_config: LoopConfig, name: str, output_dir: str | Path):
     """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``), its checkpoints under
     ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -99,10 +100,10 @@ def fit(cfg: RtRayConfig, samples, loop_config: dict, name: str, output_dir: str
     train = cfg.train
     # A sweep trial whose workers score validation questions forwards each report to Tune, so that
     # its scheduler (ASHA) can stop the trial.
-    callbacks = [TuneReportCallback()] if loop_config.get("validation") and _in_tune_session() else []
+    callbacks = [TuneReportCallback()] if loop_config.validation and _in_tune_session() else []
     trainer = TorchTrainer(
         train_func,
-        train_loop_config=loop_config,
+        train_loop_config={"loop": loop_config},
         torch_config=TorchConfig(backend=torch_backend(train.use_gpu)),
         scaling_config=ScalingConfig(**worker_resources(train)),
         run_config=RunConfig(
@@ -170,6 +171,16 @@ def prepare_training(cfg: RtRayConfig, fmt: str, degree: int | None, held_out: s
     return pairs, student_spec(cfg.student, texts=[source + target for source, target in pairs]), lineage
 
 
+def require_checkpoint(resume_from: str | None) -> None:
+    """The checkpoint the user named (--resume-from) is there, checked here on the driver: a worker
+    that found it missing would be a fault of the run, not the one-line mistake it is."""
+    if not resume_from:
+        return
+    present = bool(remote_files(resume_from)) if is_remote(resume_from) else Path(resume_from).is_dir()
+    if not present:
+        raise MissingInput(f"--resume-from: no checkpoint folder at {resume_from}")
+
+
 def train_student(cfg: RtRayConfig, *args, output_dir: str | Path | None = None, **kwargs) -> TrainResult:
     """``_train_student``, as the one run writing its output folder."""
     from rt_ray.locks import output_lock
@@ -177,6 +188,28 @@ def train_student(cfg: RtRayConfig, *args, output_dir: str | Path | None = None,
     output_dir = output_dir or cfg.train.output_dir
     with output_lock(output_dir, "train.output_dir"):
         return _train_student(cfg, *args, output_dir=output_dir, **kwargs)
+
+
+def model_meta(cfg: RtRayConfig, fmt: str, degree: int | None, spec: dict, samples, lineage: dict) -> dict:
+    """What the model folder says of itself. The spec travels with the model so that its untrained
+    self (the zero-shot baseline) can be rebuilt."""
+    meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
+            "answer_type": answer_type_of(cfg.task), "default_max_tokens": typical_output_tokens(target_lengths(samples)),
+            **lineage}  # fmt: skip
+    if cfg.student.lora:
+        require_peft()
+        meta["lora"] = cfg.student.lora.model_dump()
+    return meta
+
+
+def export_model(result, output_dir: str | Path) -> None:
+    """The last checkpoint as output_dir/model, uploaded beside the checkpoints under an object-store output."""
+    model_dir = local_dir(output_dir) / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    with result.checkpoint.as_directory() as directory:
+        shutil.copytree(directory, model_dir)
+    publish(output_dir, "model")
 
 
 def _train_student(
@@ -203,20 +236,13 @@ def _train_student(
 
     fmt = fmt or cfg.student.format
     output_dir = output_dir or cfg.train.output_dir
+    require_checkpoint(resume_from)
     if validation is None and cfg.train.validation_size:
         validation, validate_every = held_out_validation(cfg), cfg.train.validate_every_steps
         held_out = (held_out or set()) | {s.id for s in validation}
     pairs, spec, lineage = prepare_training(cfg, fmt, degree, held_out)
-    tokenizer = load_tokenizer(spec)
-    samples = tokenized_table(tokenizer, pairs, cfg.student.arch, cfg.student.max_length)
-    # The spec travels with the model so its untrained self (the zero-shot baseline) can be rebuilt.
-    meta = {"arch": cfg.student.arch, "format": fmt, "task": cfg.task.name, "degree": degree, "spec": spec,
-            "answer_type": answer_type_of(cfg.task), "default_max_tokens": typical_output_tokens(target_lengths(samples)),
-            **lineage}  # fmt: skip
-    if cfg.student.lora:
-        require_peft()
-        meta["lora"] = cfg.student.lora.model_dump()
-
+    samples = tokenized_table(load_tokenizer(spec), pairs, cfg.student.arch, cfg.student.max_length)
+    meta = model_meta(cfg, fmt, degree, spec, samples, lineage)
     ensure_ray(cfg.ray)
     tags = {f"rt_ray.{k}": v for k, v in lineage.items()} | {"rt_ray.format": fmt}
     started = time.monotonic()
@@ -234,12 +260,7 @@ def _train_student(
             result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}", output_dir=output_dir)
         if result.error is not None:
             raise result.error
-        model_dir = local_dir(output_dir) / "model"
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        with result.checkpoint.as_directory() as directory:
-            shutil.copytree(directory, model_dir)
-        publish(output_dir, "model")
+        export_model(result, output_dir)
         numbers = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}  # not Tune's ids
         metrics = {**numbers, "train_samples": len(samples), "wall_s": time.monotonic() - started}
         tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})

@@ -8,10 +8,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rt_ray.errors import UserError
 from rt_ray.tasks.answers import CHOICE_LETTERS, AnswerType, extract_answer, is_correct
 
 
-class TaskDataError(ValueError):
+class TaskDataError(UserError, ValueError):
     """A task's data cannot be loaded; the message names the file or field."""
 
 

@@ -228,7 +228,7 @@ class _BatchRun:
                 last = error
             if attempt < self.teacher.max_retries:
                 time.sleep(backoff_delay(attempt, self.teacher.backoff_base_s, self.teacher.backoff_max_s, retry_after, self._rng))
-        raise TeacherRequestFailed(f"Batch API call failed after {self.teacher.max_retries} retries: {last}")
+        raise TeacherRequestFailed(f"Batch API call failed after {self.teacher.max_retries} retries: {last}", "retries_exhausted")
 
 
 def describe(cfg: TeacherConfig) -> str:

@@ -183,5 +183,5 @@ class ResponseCache:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # interpreter shutdown
+        except (OSError, TypeError, AttributeError):  # at interpreter shutdown: os and logging may be gone, nothing to log to
             pass

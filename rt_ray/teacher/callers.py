@@ -25,8 +25,8 @@ from rt_ray.teacher.teach import SamplingPlan, teach_question
 def question_entry(row: dict, outcome: dict, kept: list[bool]) -> bytes:
     """A question as its part stores it (``rt_ray.teacher.parts.part_entry``): built here, in parallel
     across callers, so that the driver only writes it and its work per question stays a few counters."""
-    return part_entry(int(row["index"]), outcome["status"], outcome["error"], kept,
-                      orjson.dumps(question_fields(row)), [orjson.dumps(s) for s in outcome["samples"]])  # fmt: skip
+    return part_entry(int(row["index"]), outcome["status"], outcome["error"], kept, orjson.dumps(question_fields(row)),
+                      [orjson.dumps(s) for s in outcome["samples"]], failure=outcome["failure"])  # fmt: skip
 
 
 class TeacherCaller:

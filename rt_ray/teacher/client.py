@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import importlib
 import random
 import ssl
@@ -20,6 +21,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from rt_ray.errors import UserError
 from rt_ray.config import TeacherConfig
 from rt_ray.prompts import chat_messages
 from rt_ray.teacher.accounting import CallStats, cost_usd, estimate_prompt_tokens
@@ -36,16 +38,37 @@ FATAL_STATUSES = {401, 403, 404}
 REJECTED_STATUSES = {400, 413, 422}
 
 
-class TeacherFatalError(RuntimeError):
+class TeacherFatalError(UserError, RuntimeError):
     """The endpoint refuses the run as configured (bad key, model or URL)."""
 
 
 class TeacherRequestFailed(RuntimeError):
-    """One request still failed after all retries."""
+    """One request failed on the teacher's side: its ``kind`` says how (stats.json counts each)."""
+
+    KINDS = ("retries_exhausted", "rejected", "batch_undelivered")
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):  # across Ray's processes with its kind
+        return type(self), (str(self), self.kind)
 
 
 class BudgetExhausted(RuntimeError):
     """The next request could pass ``teacher.max_cost_usd``; nothing more is sent."""
+
+
+class MalformedResponse(ValueError):
+    """The endpoint answered, but the body lacks what a completion has (choices, their text)."""
+
+
+def provider_errors(openai_module) -> tuple[type[BaseException], ...]:
+    """What the provider or the network can cause, and so what a retry may fix: the SDK's errors
+    (HTTP statuses, timeouts, refused or dropped connections), a body cut short (its JSON does not
+    parse) or without a completion's fields. Anything else is a fault in rt-ray or the SDK: retrying
+    it would only mark the question failed and hide the bug, so it fails the run at once."""
+    return (openai_module.APIError, json.JSONDecodeError, UnicodeDecodeError, MalformedResponse, TimeoutError)
 
 
 def retry_after_seconds(error: Exception) -> float | None:
@@ -178,7 +201,8 @@ class TeacherClient:
                 self.cache.put(keys[index], sample)
                 found[index] = sample
         if errors:
-            raise errors[0]
+            # A fault in rt-ray outranks the teacher's failures beside it: it must fail the run, not the question.
+            raise next((e for e in errors if not isinstance(e, (TeacherRequestFailed, BudgetExhausted))), errors[0])
         return found
 
     async def _request(
@@ -188,7 +212,7 @@ class TeacherClient:
         if self.cache_only == "budget":
             raise BudgetExhausted(f"teacher.max_cost_usd={self.cfg.max_cost_usd} reached before this batch was submitted")
         if self.cache_only is not None:
-            raise TeacherRequestFailed("the batches did not deliver it within teacher.max_retries resubmissions")
+            raise TeacherRequestFailed("the batches did not deliver it within teacher.max_retries resubmissions", "batch_undelivered")
         client = self._connect()
         assert self._semaphore is not None
         import openai  # loaded by _connect; the name is needed for the errors below
@@ -214,11 +238,14 @@ class TeacherClient:
                         ) from None
                     if error.status_code in REJECTED_STATUSES:
                         stats.failed_requests += 1
-                        raise TeacherRequestFailed(f"HTTP {error.status_code}: request rejected") from None
+                        raise TeacherRequestFailed(f"HTTP {error.status_code}: request rejected", "rejected") from None
                     last_error, retry_after = error, retry_after_seconds(error)
-                except Exception as error:  # timeouts, dropped connections, truncated JSON
+                except provider_errors(openai) as error:
                     await self._settle(reservation, 0.0)
                     last_error = error
+                except BaseException:  # a fault in rt-ray, or Ctrl-C: the reservation is settled, the error goes on
+                    await self._settle(reservation, 0.0)
+                    raise
                 else:
                     usage = getattr(response, "usage", None)
                     prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
@@ -235,7 +262,7 @@ class TeacherClient:
                     backoff_delay(attempt, self.cfg.backoff_base_s, self.cfg.backoff_max_s, retry_after, self._rng)
                 )
         stats.failed_requests += 1
-        raise TeacherRequestFailed(f"{type(last_error).__name__} after {self.cfg.max_retries} retries: {last_error}")
+        raise TeacherRequestFailed(f"{type(last_error).__name__} after {self.cfg.max_retries} retries: {last_error}", "retries_exhausted")
 
     async def _create(self, client: openai.AsyncOpenAI, prompts: list[str], n: int, temperature: float, max_tokens: int):
         common = dict(model=self.cfg.model, n=n, temperature=temperature, max_tokens=max_tokens)
@@ -245,16 +272,21 @@ class TeacherClient:
         return await client.completions.create(prompt=prompts if len(prompts) > 1 else prompts[0], **common)
 
     def _texts(self, response: Any, expected: int) -> list[dict]:
+        # The SDK builds its response objects without validating them, so a field the endpoint left
+        # out is a missing attribute: read with getattr, it is the endpoint's fault (MalformedResponse).
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or len(choices) != expected:
+            raise MalformedResponse(f"asked for {expected} choices, got {len(choices) if isinstance(choices, list) else choices!r}")
         # OpenAI orders a list of prompts' choices by index: prompt i's n choices are i*n .. i*n+n-1.
-        choices = sorted(response.choices, key=lambda choice: choice.index)
-        if len(choices) != expected:
-            raise ValueError(f"asked for {expected} choices, got {len(choices)}")
+        if any(not isinstance(getattr(choice, "index", None), int) for choice in choices):
+            raise MalformedResponse("a choice came back without its index")
         samples = []
-        for choice in choices:
-            text = choice.message.content if self.cfg.api == "chat" else choice.text
-            if text is None:
-                raise ValueError("a choice came back without text")
-            samples.append({"text": text, "finish_reason": choice.finish_reason})
+        for choice in sorted(choices, key=lambda choice: choice.index):
+            holder = getattr(choice, "message", None) if self.cfg.api == "chat" else choice
+            text = getattr(holder, "content" if self.cfg.api == "chat" else "text", None)
+            if not isinstance(text, str):
+                raise MalformedResponse("a choice came back without text")
+            samples.append({"text": text, "finish_reason": getattr(choice, "finish_reason", None)})
         return samples
 
     async def _wait_for_turn(self, tokens: int, worst_cost: float, stats: CallStats) -> int | None:

@@ -63,6 +63,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.statuses: Counter = Counter()
+        self.failures: Counter = Counter()  # failed questions by the teacher's kind of failure
         self.rationales = 0
         self.correct = 0
         self.kept_histogram: Counter = Counter()  # kept rationales per question -> questions
@@ -79,8 +80,10 @@ class Tally:
         if len(rationales) > 1 and self.wants_rationales():
             self.diversity.append(rationale_diversity(rationales))
 
-    def add_question(self, status: str, rationales: int, kept: int) -> None:
+    def add_question(self, status: str, rationales: int, kept: int, failure: str = "") -> None:
         self.statuses[status] += 1
+        if status == "failed":
+            self.failures[failure or "unrecorded"] += 1  # "unrecorded": a part written before kinds were kept
         self.rationales += rationales
         self.correct += kept
         if kept:
@@ -100,6 +103,8 @@ class Tally:
             "questions": questions,
             "questions_answered": answered,
             "questions_failed": self.statuses.get("failed", 0),
+            # Every failure is the teacher's (a fault in rt-ray fails the run instead): how each failed.
+            "questions_failed_by_kind": dict(sorted(self.failures.items())),
             "questions_not_sent_budget": self.statuses.get("budget", 0),
             "rationales": self.rationales,
             "rationales_kept": self.correct,

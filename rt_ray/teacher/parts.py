@@ -101,7 +101,9 @@ class Parts:
                     yield entry if rank is None else (rank, entry)
 
 
-def part_entry(index: int, status: str, error: str, kept: list[bool], question: bytes, samples: list[bytes]) -> bytes:
-    """A question's text in a part: its header, its fields' JSON and its judged samples' JSON, a line each."""
-    header = orjson.dumps({"index": index, "status": status, "error": error, "kept": kept})
+def part_entry(index: int, status: str, error: str, kept: list[bool], question: bytes, samples: list[bytes],
+               failure: str = "") -> bytes:  # fmt: skip
+    """A question's text in a part: its header, its fields' JSON and its judged samples' JSON, a line each.
+    ``failure``: a failed question's kind (TeacherRequestFailed.KINDS)."""
+    header = orjson.dumps({"index": index, "status": status, "error": error, "failure": failure, "kept": kept})
     return b"\n".join([header, question, *samples])

@@ -36,9 +36,10 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import ray
 from pydantic import SecretStr
-from ray.data import DataContext
+
+from rt_ray.errors import UserError
 from rt_ray.artifacts import TERMINAL_STATUSES, file_sha256, record_schema, replacing, write_json
-from rt_ray.cluster import dataset_from_table, ensure_ray
+from rt_ray.cluster import configure_ray_data, dataset_from_table, ensure_ray
 from rt_ray.config import SIMULATOR_MODEL, TEACHER_INPUTS, ConfigError, RtRayConfig, TaskConfig, TeacherConfig
 from rt_ray.console import note_kept
 from rt_ray.locks import output_lock
@@ -57,7 +58,7 @@ from rt_ray.teacher.teach import SamplingPlan
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-class TeacherUnavailable(RuntimeError):
+class TeacherUnavailable(UserError, RuntimeError):
     """The teacher endpoint cannot be reached or refuses the run."""
 
 
@@ -198,7 +199,7 @@ def run_teacher(questions: list[tuple[int, object]], cfg: RtRayConfig, api_key: 
     """Run the teacher step over ``(index, question)`` pairs with a live progress bar, handing finished
     questions to ``parts`` every ``generation.part_every_s`` (and on Ctrl-C) instead of keeping them."""
     ensure_ray(cfg.ray)
-    DataContext.get_current().enable_progress_bars = False  # the rich bar below says more
+    configure_ray_data()  # the rich bar below says more; a map's error as it is
     governor = None if cache_only else start_governor(cfg.teacher)
     result, pending = TeacherPass(), []
     flushed_at = time.monotonic()
@@ -240,13 +241,14 @@ def assemble_outputs(parts: Parts, out: Path) -> Tally:
           replacing(out / "failures.jsonl", "wb") as failures, ParquetFromJsonLines(out / "filtered.parquet") as parquet):  # fmt: skip
         for entry in parts.merged():
             lines, kept = entry["lines"], entry["kept"]
-            tally.add_question(entry["status"], len(lines), sum(kept))
+            tally.add_question(entry["status"], len(lines), sum(kept), entry.get("failure", ""))
             if len(lines) > 1 and tally.wants_rationales():
                 tally.add_rationales([orjson.loads(line)["rationale"] for line in lines])
             if entry["status"] != "ok":
                 row = orjson.loads(entry["question"])
                 failures.write(orjson.dumps({"question_id": row["question_id"], "question": row["question"],
-                                             "status": entry["status"], "error": entry["error"]}) + b"\n")  # fmt: skip
+                                             "status": entry["status"], "failure": entry.get("failure", ""),
+                                             "error": entry["error"]}) + b"\n")  # fmt: skip
             if lines:  # a write a question, not a line: a million-line file is a million calls less
                 rationales.write(b"".join(lines))
             if any(kept):

@@ -62,9 +62,11 @@ def judge_rationale(sample: Sample, index: int, rationale: dict, answer: dict | 
 
 
 async def teach_question(client: TeacherClient, sample: Sample, plan: SamplingPlan) -> dict:
-    """One question's outcome: status ok | failed | budget, its judged samples and its call counters."""
+    """One question's outcome: status ok | failed | budget, its judged samples and its call counters.
+    Only the teacher's failures (TeacherRequestFailed, with its kind) make a question failed; any
+    other error is a fault in rt-ray and goes on, to fail the run."""
     stats = CallStats()
-    outcome = {"status": "ok", "error": "", "samples": []}
+    outcome = {"status": "ok", "error": "", "failure": "", "samples": []}
     try:
         prompt = plan.style.rationale(sample.question)
         rationales = await client.samples(
@@ -82,6 +84,6 @@ async def teach_question(client: TeacherClient, sample: Sample, plan: SamplingPl
     except BudgetExhausted as error:
         outcome.update(status="budget", error=str(error))
     except TeacherRequestFailed as error:
-        outcome.update(status="failed", error=str(error))
+        outcome.update(status="failed", error=str(error), failure=error.kind)
     outcome["stats"] = stats.as_dict()
     return outcome

@@ -391,3 +391,31 @@ def test_a_second_run_on_a_folder_a_live_run_writes_exits_2_and_a_sigkilled_runs
     result = generate(parse_config(tree))
     assert result.stats["status"] == "complete" and len(read_jsonl(tmp_path / "out" / "rationales.jsonl")) == 10
     assert not (tmp_path / "out" / ".rt_ray.lock").exists()
+
+
+FAULTS = Path(__file__).resolve().parents[1] / "faults"
+
+
+def test_a_bug_in_rt_rays_response_handling_fails_the_run_with_its_traceback_and_leaves_no_finished_set(simulator, tmp_path):
+    """A TypeError planted in the teacher client's response handling (tests/faults/sitecustomize.py,
+    loaded by every process of the command, Ray's workers too) is a fault in rt-ray, not the
+    teacher's: exit 1, its traceback at the end of the log, no request sent twice, no finished set."""
+    from rt_ray.artifacts import GenerationNotFinished, read_finished_generation
+
+    sim = simulator()
+    tree = {**config_tree(tmp_path, sim, questions=6, degree=2), "log_dir": str(tmp_path / "logs")}
+    # A local cluster of its own (not the session's, through RAY_ADDRESS), whose workers load the planted bug.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env |= {"PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")])),
+            "RT_RAY_TEST_FAULT": "teacher_response_type_error"}  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "rt_ray.cli", "generate", "-c", str(write_config(tmp_path, tree))],
+                         capture_output=True, text=True, timeout=240, env=env)  # fmt: skip
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "TypeError: planted" in run.stderr and "Traceback" not in run.stderr
+    log = next((tmp_path / "logs").glob("generate-*.log")).read_text()
+    assert "Traceback" in log and "planted: a bug in the response handling" in log
+    prompts = [e["prompt"] for e in sim.requests()]
+    assert prompts and len(prompts) == len(set(prompts)), "no request was retried"
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["status"] == "failed"
+    with pytest.raises(GenerationNotFinished):
+        read_finished_generation(tmp_path / "out")

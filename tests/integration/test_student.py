@@ -265,3 +265,37 @@ def test_train_stage_evaluates_registers_and_records_lineage_and_evaluate_adds_b
     assert all(r["n"] == 18 for r in outcome["results"].values())
     for name in ("predictions_ft_cot.jsonl", "predictions_zero_shot.jsonl", "predictions_vanilla.jsonl"):
         assert len((student_dir / name).read_text().splitlines()) == 18
+
+
+def test_a_missing_internal_file_is_a_fault_with_a_traceback_while_a_missing_file_the_user_named_is_one_line(tmp_path):
+    """A finished teacher set whose filtered.jsonl is gone is rt-ray's (or its disk's) fault, not a
+    typo: exit 1, the traceback in the log. A config file or task file the user named and that is
+    not there stays one line and exit 2."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "stats.json").write_text(json.dumps({"status": "complete", "split": "train"}))
+    tree = {"run_name": "it", "log_dir": str(tmp_path / "logs"), "task": {"name": "coin_flip", "num_examples": 40},
+            "generation": {"output_dir": str(teacher)}, "train": {"output_dir": str(tmp_path / "student")},
+            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tree))
+
+    def rt_ray(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rt_ray.cli", *args], capture_output=True, text=True, timeout=240)
+
+    internal = rt_ray("train", "-c", str(tmp_path / "config.yaml"))
+    assert internal.returncode == 1, internal.stderr[-2000:]
+    assert "FileNotFoundError" in internal.stderr and "filtered.jsonl" in internal.stderr
+    log = next((tmp_path / "logs").glob("train-*.log")).read_text()
+    assert "Traceback" in log and "filtered.jsonl" in log
+
+    named = rt_ray("train", "-c", str(tmp_path / "no-such-config.yaml"))
+    assert named.returncode == 2 and "config file not found" in named.stderr and "Traceback" not in named.stderr
+    task_file = rt_ray("generate", "-c", str(tmp_path / "config.yaml"), "--set", "task.name=custom",
+                       "--set", f"task.path={tmp_path / 'no-such-questions.jsonl'}", "--set", "task.answer_type=number")  # fmt: skip
+    assert task_file.returncode == 2 and "task file not found" in task_file.stderr, task_file.stderr[-2000:]
+    assert "Traceback" not in task_file.stderr

@@ -135,3 +135,54 @@ def test_chat_sends_one_answer_prompt_a_request(tmp_path):
         return [len(e["prompts"]) for e in state.log]
 
     assert asyncio.run(with_simulator(settings, body)) == [1, 1, 1]
+
+
+def test_a_bug_in_the_response_handling_is_raised_at_once_not_retried(tmp_path, monkeypatch):
+    """A TypeError in rt-ray's own code is no fault of the teacher's: no retry, no failed question, the error itself."""
+
+    def broken(self, response, expected):
+        raise TypeError("planted: a bug in the response handling")
+
+    monkeypatch.setattr(TeacherClient, "_texts", broken)
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, max_retries=5), None)
+        stats = CallStats()
+        with pytest.raises(TypeError, match="planted"):
+            await client.samples(rationale_prompt(QUESTION), 2, 0.7, 128, stats)
+        return stats, len(state.log)
+
+    stats, served = asyncio.run(with_simulator(SimulatorSettings(latency_s=0.0), body))
+    assert served == 1 and stats.requests == 1 and stats.retries == 0 and stats.failed_requests == 0
+
+
+def test_a_body_without_a_completions_fields_is_the_endpoints_fault_and_retried(tmp_path):
+    from types import SimpleNamespace
+
+    from rt_ray.teacher.client import MalformedResponse, provider_errors
+
+    import openai
+
+    client = TeacherClient(teacher(tmp_path, "http://127.0.0.1:1/v1"), None)
+    for body in ("<html>busy</html>", SimpleNamespace(choices=None), SimpleNamespace(choices=[SimpleNamespace(index=0)]),
+                 SimpleNamespace(choices=[SimpleNamespace(text="a", finish_reason="stop")])):  # fmt: skip
+        with pytest.raises(MalformedResponse) as caught:
+            client._texts(body, 1)
+        assert isinstance(caught.value, provider_errors(openai))
+    assert not issubclass(TypeError, provider_errors(openai)) and not issubclass(KeyError, provider_errors(openai))
+
+
+def test_a_failed_request_says_which_kind_of_teacher_failure_it_was(tmp_path):
+    settings = SimulatorSettings(latency_s=0.0, fault_rate=1.0, fault_kinds=("server_error",))
+
+    async def body(url, state):
+        client = TeacherClient(teacher(tmp_path, url, max_retries=1), None)
+        with pytest.raises(TeacherRequestFailed) as caught:
+            await client.samples(rationale_prompt(QUESTION), 1, 0.0, 128, CallStats())
+        return caught.value
+
+    failure = asyncio.run(with_simulator(settings, body))
+    assert failure.kind == "retries_exhausted"
+    import pickle
+
+    assert pickle.loads(pickle.dumps(failure)).kind == "retries_exhausted"  # it crosses Ray's processes whole
