@@ -33,10 +33,10 @@ sys.path.insert(0, str(BENCH))  # the CPU benches' pieces: the same samples, cli
 SIZES = {
     "gpu": {"hidden": 768, "layers": 12, "heads": 12, "vocab": 50257, "max_length": 512, "batch": 64, "warm_steps": 30,
             "steps": 59, "questions": 2000, "short_steps": 30, "eval_questions": 512, "eval_batch": 64,
-            "clients": 32, "per_client": 8, "max_tokens": 64, "cpus": 8, "precision": "bf16"},
+            "clients": 32, "per_client": 8, "max_tokens": 64, "bare_passes": 2, "cpus": 8, "precision": "bf16"},
     "cpu": {"hidden": 64, "layers": 2, "heads": 2, "vocab": 0, "max_length": 192, "batch": 4, "warm_steps": 3,
             "steps": 5, "questions": 60, "short_steps": 4, "eval_questions": 12, "eval_batch": 6,
-            "clients": 4, "per_client": 2, "max_tokens": 8, "cpus": 1, "precision": "fp32"},
+            "clients": 4, "per_client": 2, "max_tokens": 8, "bare_passes": 1, "cpus": 1, "precision": "fp32"},
 }  # fmt: skip
 # Dense bf16 peak of each card, FLOP/s (NVIDIA's data sheets, SXM parts): MFU's denominator.
 BF16_PEAK = {"H200": 989.4e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
@@ -262,7 +262,7 @@ def part_serve(mode: str, work: Path) -> dict:
     size = SIZES[mode]
     model_dir = untrained_student(base_config(mode, work, "serve"), mode, work / "serve" / "model")
     prompts = client_prompts(size["clients"], size["per_client"])
-    bare_rps = max(bare_generate(model_dir, prompts, size["clients"], size["max_tokens"], mode) for _ in range(2))
+    bare_rps = max(bare_generate(model_dir, prompts, size["clients"], size["max_tokens"], mode) for _ in range(size["bare_passes"]))
     start_ray()
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -285,8 +285,9 @@ def part_serve(mode: str, work: Path) -> dict:
 
 def part_pipeline(mode: str, work: Path) -> dict:
     """``rt-ray pipeline -c bench/gpu/pipeline.yaml`` in its own folder: teacher, train, evaluate, deploy, report."""
-    overrides = [] if mode == "gpu" else ["train.use_gpu=false", "train.precision=fp32", "student.eval_gpus=0",
-                                          "serve.num_gpus=0", "train.max_steps=10", "train.checkpoint_every_steps=5"]  # fmt: skip
+    overrides = [] if mode == "gpu" else ["train.use_gpu=false", "train.precision=fp32", "student.eval_gpus=0", "serve.num_gpus=0",
+                                          "train.max_steps=10", "train.checkpoint_every_steps=5", "task.num_examples=40",
+                                          "pipeline.cost_probe_requests=4", "pipeline.sample_queries=1"]  # fmt: skip
     root = work / "pipeline"
     root.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "rt_ray.cli", "pipeline", "-c", str(REPO / "bench/gpu/pipeline.yaml")]
@@ -340,7 +341,8 @@ def shown(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def summary(mode: str, work: Path, out: Path, wall_s: float) -> None:
+def summary(mode: str, work: Path, out: Path, wall_s: float) -> bool:
+    """Writes summary.md and summary.json, prints the RESULT line; whether every part ran to its end."""
     parts = {name: json.loads(p.read_text()) if (p := work / f"{name}.json").is_file() else {"ok": False, "error": "not run"}
              for name in PARTS}  # fmt: skip
     card = device_name(mode)
@@ -361,6 +363,7 @@ def summary(mode: str, work: Path, out: Path, wall_s: float) -> None:
     figures = {f"{part}_{key}": parts[part].get(key) for part, key, _ in HEADLINES if parts[part].get("ok")}
     print("RESULT " + " ".join([f"card={card.replace(' ', '_')}", f"parts_ok={sum(p.get('ok', False) for p in parts.values())}/{len(parts)}"]
                                + [f"{k}={shown(v).replace(',', '')}" for k, v in figures.items()]))  # fmt: skip
+    return all(p.get("ok") for p in parts.values())
 
 
 def main() -> None:
@@ -372,8 +375,7 @@ def main() -> None:
     parser.add_argument("--wall-s", type=float, default=0.0, help="summary: the whole run's wall time")
     args = parser.parse_args()
     if args.part == "summary":
-        summary(args.mode, args.work, args.out or args.work, args.wall_s)
-        return
+        sys.exit(0 if summary(args.mode, args.work, args.out or args.work, args.wall_s) else 1)
     sys.exit(run_part(args.part, args.mode, args.work.resolve()))
 
 
