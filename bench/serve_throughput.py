@@ -50,8 +50,9 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def bare_generate(model_dir: Path, prompts: list[str], batch_size: int, max_tokens: int) -> float:
-    """Requests/s of the replica's own generate call, batch after batch, on one thread."""
+def bare_generate(model_dir: Path, prompts: list[str], batch_size: int, max_tokens: int, device: str = "cpu") -> float:
+    """Requests/s of the replica's own generate call, batch after batch, on one thread (and ``device``:
+    each call ends in host lists, so the clock waits for the GPU too)."""
     import torch
 
     from rt_ray.student.generation import generate_texts
@@ -59,7 +60,7 @@ def bare_generate(model_dir: Path, prompts: list[str], batch_size: int, max_toke
 
     torch.set_num_threads(1)
     model, tokenizer, meta = load_student(model_dir)
-    model.eval()
+    model.to(device).eval()
     generate_texts(model, tokenizer, meta["arch"], prompts[:4], max_tokens)  # warm-up
     started = time.perf_counter()
     for start in range(0, len(prompts), batch_size):

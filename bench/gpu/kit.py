@@ -79,18 +79,27 @@ def base_config(mode: str, work: Path, part: str, **sections):
     return parse_config(tree)
 
 
-def student_and_rows(cfg, mode: str):
-    """The kit's student spec (GPT-2-small-sized on a GPU) and Fine-tune-CoT rows tokenized for it."""
+def kit_student(cfg, mode: str) -> tuple[dict, list[tuple[str, str]]]:
+    """The kit's student spec (GPT-2-small-sized on a GPU) and the Fine-tune-CoT pairs its tokenizer learned from."""
     from train_throughput import samples
 
-    from rt_ray.student.data import tokenize_pair, training_pairs
-    from rt_ray.student.models import load_tokenizer, student_spec
+    from rt_ray.student.data import training_pairs
+    from rt_ray.student.models import student_spec
 
     pairs = training_pairs(samples(SIZES[mode]["questions"]), [], "ft_cot", None, "decoder")
     spec = student_spec(cfg.student, [s + t for s, t in pairs])
     config = spec["model_config"]
     config["vocab_size"] = max(config["vocab_size"], SIZES[mode]["vocab"])
     config["n_positions"] = max(config["n_positions"], 1024 if mode == "gpu" else 0)
+    return spec, pairs
+
+
+def student_and_rows(cfg, mode: str) -> tuple[dict, list[dict]]:
+    """The kit's student spec and its training rows, tokenized."""
+    from rt_ray.student.data import tokenize_pair
+    from rt_ray.student.models import load_tokenizer
+
+    spec, pairs = kit_student(cfg, mode)
     tokenizer = load_tokenizer(spec)
     return spec, [tokenize_pair(tokenizer, s, t, "decoder", cfg.student.max_length) for s, t in pairs]
 
@@ -170,8 +179,8 @@ def probe_logit_sum(model_dir: Path, mode: str) -> float:
         return model(**probe_inputs(tokenizer, meta["arch"], device)).logits.float().sum().item()
 
 
-def short_run(mode: str, work: Path, part: str, **sections) -> tuple[dict, float]:
-    """A few steps (a report half-way, one at the end): (its figures, the export's probe logit sum)."""
+def short_run(mode: str, work: Path, part: str, **sections) -> dict:
+    """A few steps (a report half-way, one at the end): the loss at both, and the export's logits reloaded."""
     import ray
 
     steps = SIZES[mode]["short_steps"]
@@ -189,18 +198,18 @@ def short_run(mode: str, work: Path, part: str, **sections) -> tuple[dict, float
                "trainable_params": result.metrics["trainable_params"], "total_params": result.metrics["total_params"],
                "export_logit_sum": trained, "reloaded_logit_sum": reloaded,
                "export_relative_gap": abs(reloaded - trained) / max(abs(trained), 1e-9)}  # fmt: skip
-    return figures, trained
+    return figures
 
 
 def part_zero3(mode: str, work: Path) -> dict:
-    figures, _ = short_run(mode, work, "zero3", train={"zero_stage": 3})
+    figures = short_run(mode, work, "zero3", train={"zero_stage": 3})
     # bf16 logits summed over a few thousand entries: a reload that matches agrees to about 1e-3
     figures["export_matches"] = figures["export_relative_gap"] < (1e-2 if mode == "gpu" else 1e-4)
     return figures
 
 
 def part_lora(mode: str, work: Path) -> dict:
-    figures, _ = short_run(mode, work, "lora", student={"lora": {"r": 8, "export": "merged"}})
+    figures = short_run(mode, work, "lora", student={"lora": {"r": 8, "export": "merged"}})
     figures["trainable_share"] = figures["trainable_params"] / figures["total_params"]
     return figures
 
@@ -208,7 +217,7 @@ def part_lora(mode: str, work: Path) -> dict:
 def untrained_student(cfg, mode: str, folder: Path) -> Path:
     from rt_ray.student.models import build_student, save_student
 
-    spec, _ = student_and_rows(cfg, mode)
+    spec, _ = kit_student(cfg, mode)
     model, tokenizer = build_student(spec, seed=0)
     save_student(model, tokenizer, folder, {"arch": "decoder", "format": "ft_cot", "spec": spec})
     return folder
@@ -234,27 +243,10 @@ def part_evaluate(mode: str, work: Path) -> dict:
             "new_tokens": cfg.student.max_new_tokens, "batch": cfg.student.eval_batch_size}  # fmt: skip
 
 
-def bare_generate(model_dir: Path, prompts: list[str], batch: int, max_tokens: int, mode: str) -> float:
-    """Requests/s of the replica's own generate call on the same device, batch after batch."""
-    import torch
-
-    from rt_ray.artifacts import load_student
-    from rt_ray.student.generation import generate_texts
-
-    model, tokenizer, meta = load_student(model_dir)
-    model.to("cuda" if mode == "gpu" else "cpu").eval()
-    generate_texts(model, tokenizer, meta["arch"], prompts[:4], max_tokens)  # warm-up
-    torch.cuda.synchronize() if mode == "gpu" else None
-    started = time.perf_counter()
-    for start in range(0, len(prompts), batch):
-        generate_texts(model, tokenizer, meta["arch"], prompts[start : start + batch], max_tokens)
-    return len(prompts) / (time.perf_counter() - started)
-
-
 def part_serve(mode: str, work: Path) -> dict:
     import ray
     from ray import serve
-    from serve_throughput import client_prompts, drive, percentile
+    from serve_throughput import bare_generate, client_prompts, drive, percentile
 
     from rt_ray.serve.app import app_from_config
     from rt_ray.simulator import free_port
@@ -262,7 +254,8 @@ def part_serve(mode: str, work: Path) -> dict:
     size = SIZES[mode]
     model_dir = untrained_student(base_config(mode, work, "serve"), mode, work / "serve" / "model")
     prompts = client_prompts(size["clients"], size["per_client"])
-    bare_rps = max(bare_generate(model_dir, prompts, size["clients"], size["max_tokens"], mode) for _ in range(size["bare_passes"]))
+    device = "cuda" if mode == "gpu" else "cpu"
+    bare_rps = max(bare_generate(model_dir, prompts, size["clients"], size["max_tokens"], device) for _ in range(size["bare_passes"]))
     start_ray()
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -57,6 +57,7 @@ echo "installed in $((SECONDS - STARTED)) s"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 # Seconds each part may take: GPU sizes, or the rehearsal's on 2 CPU cores.
+PARTS="train zero3 lora evaluate serve pipeline"
 declare -A LIMIT
 if [ "$MODE" = gpu ]; then
   LIMIT=([train]=150 [zero3]=75 [lora]=60 [evaluate]=60 [serve]=90 [pipeline]=150)
@@ -82,14 +83,14 @@ run_part() {  # one part under its limit (on a GPU also under what is left of th
 
 if [ "$MODE" = gpu ]; then
   # one after another: each part has the GPU to itself, so its figures are its own
-  for part in train zero3 lora evaluate serve pipeline; do run_part "$part"; done
+  for part in $PARTS; do run_part "$part"; done
 else
   # the rehearsal in two lanes: its parts mostly wait (process and cluster start-ups), and its figures mean nothing
   (for part in pipeline zero3 evaluate; do run_part "$part"; done) &
   (for part in train lora serve; do run_part "$part"; done) &
   wait
 fi
-for part in train zero3 lora evaluate serve pipeline; do
+for part in $PARTS; do
   [ -f "$WORK/$part.log" ] && { echo "===== part $part"; cat "$WORK/$part.log"; } >>"$LOG"
 done
 # The summary exits non-zero when a part did not run to its end.

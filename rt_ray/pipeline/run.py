@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 
 from rt_ray import tracking
-from rt_ray.errors import UserError
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept, report as report_console
+from rt_ray.errors import UserError
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
 from rt_ray.pipeline.report import (
     SIMULATED, accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,

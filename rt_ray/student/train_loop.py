@@ -60,7 +60,7 @@ class ValidationPlan:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """All a training worker needs, built once on the driver (rt_ray.student.trainer.loop_config) and
+    """All a training worker needs, built once on the driver (rt_ray.student.trainer.training_run_config) and
     shipped to every worker: a misspelled field fails there, before any worker starts."""
 
     spec: dict
@@ -96,14 +96,12 @@ def train_func(config: dict) -> None:
     import torch
 
     from rt_ray.progress import post_progress, register_worker_group
-    from rt_ray.student.models import parameter_counts
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     if loop.torch_threads:
         torch.set_num_threads(loop.torch_threads)
-    model, tokenizer = student_to_train(loop, rank)
-    parameters = parameter_counts(model)  # before DeepSpeed: ZeRO-3 partitions them to empty tensors
+    model, tokenizer, parameters = student_to_train(loop, rank)
     state = restored_state(model, loop)
     engine, scheduler = start_engine(model, loop, state["step"])
     progress = loop.progress if rank == 0 else None  # rank 0 posts to the driver's bar (fire and forget)
@@ -115,7 +113,8 @@ def train_func(config: dict) -> None:
 
 
 def student_to_train(loop: LoopConfig, rank: int):
-    """(model, tokenizer): the same weights on every worker, with LoRA adapters when asked for."""
+    """(model, tokenizer, its parameter counts): the same weights on every worker, with LoRA adapters
+    when asked for; counted here, before DeepSpeed (ZeRO-3 partitions them to empty tensors)."""
     from rt_ray.student.models import add_lora, build_student, enable_gradient_checkpointing, parameter_counts
 
     model, tokenizer = build_student(loop.spec, seed=loop.seed)
@@ -123,9 +122,10 @@ def student_to_train(loop: LoopConfig, rank: int):
         enable_gradient_checkpointing(model)
     if loop.lora:
         model = add_lora(model, loop.lora, loop.spec["arch"])
+    parameters = parameter_counts(model)
     if rank == 0:
-        logger.info("student: %(trainable_params)d of %(total_params)d parameters train", parameter_counts(model))
-    return model, tokenizer
+        logger.info("student: %(trainable_params)d of %(total_params)d parameters train", parameters)
+    return model, tokenizer, parameters
 
 
 def restored_state(model, loop: LoopConfig) -> dict:

@@ -20,9 +20,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rt_ray.errors import MissingInput, UserError
 from rt_ray.config import RtRayConfig, TrainConfig
 from rt_ray.devices import torch_backend
+from rt_ray.errors import MissingInput, UserError
 from rt_ray.student.data import target_lengths, tokenized_table, training_pairs, typical_output_tokens
 from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
