@@ -248,13 +248,38 @@ class TrainConfig(Section):
         return self
 
 
-class SweepConfig(Section):
+class CurveAxes(Section):
+    """The axes a learning curve runs along, defined once for ``rt-ray sweep`` and ``rt-ray experiment``:
+    how many training questions, and which student. An empty list or mapping keeps the config's own
+    train split and student section. (D, the third axis, is each command's ``degrees``.)"""
+
+    train_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+        [], description="training questions per point: nested prefixes of the (seeded, shuffled) train split left "
+        "after the validation hold-out, so that smaller points use a subset of larger points' questions")  # fmt: skip
+    students: dict[str, dict[str, Any]] = Field(
+        {}, description="named students, label -> student.* overrides, e.g. {small: {student.tiny_hidden: 64}}")
+
+    @model_validator(mode="after")
+    def _axes_are_well_formed(self) -> "CurveAxes":
+        if len(set(self.train_sizes)) != len(self.train_sizes):
+            raise ValueError(f"train_sizes has a size twice: {self.train_sizes}")
+        if any(d < 1 for d in getattr(self, "degrees", [])):
+            raise ValueError(f"degrees must be >= 1, got {self.degrees}")
+        for label, overrides in self.students.items():
+            if "/" in label or not label.strip():
+                raise ValueError(f"students: {label!r} is not a usable label (it names folders and runs)")
+            stray = [key for key in (overrides or {}) if not key.startswith("student.")]
+            if stray:
+                raise ValueError(f"students.{label}: {stray[0]!r} is not a student.* key (a student is its section)")
+        return self
+
+
+class SweepConfig(CurveAxes):
     degrees: list[int] = Field([1, 2, 4, 8], min_length=1, description="diversity degrees D to train on")
     # Other knobs; a list sweeps them, an empty list keeps the train/student section's value.
     lrs: list[float] = []
     max_steps: list[int] = []
-    student_models: list[str] = []
-    train_sizes: list[int] = Field([], description="training questions per trial (a prefix of the train split)")
+    student_models: list[str] = Field([], description="student.model names to sweep (students: whole named students)")
     lora_ranks: list[Annotated[int, Field(gt=0)]] = Field(
         [], description="LoRA ranks r to sweep: turns student.lora on (its other settings, or the defaults)")
     search: Literal["grid", "random"] = "grid"
@@ -338,21 +363,18 @@ class PipelineConfig(Section):
     output_dir: LocalFolder = Path("runs/default/pipeline")
 
 
-class ExperimentConfig(Section):
-    """``rt-ray experiment``: the paper's comparison (zero-shot, vanilla, Fine-tune-CoT at each D) per task, over seeds."""
+class ExperimentConfig(CurveAxes):
+    """``rt-ray experiment``: the paper's comparison (zero-shot, vanilla, Fine-tune-CoT at each D) per task, over
+    seeds; with train_sizes or students, at every point of their product (learning curves)."""
 
     # Column label -> dotted overrides of this config for that task, e.g.
     # {"coin_flip": {"task.name": "coin_flip", "train.max_steps": 400}}.
     tasks: dict[str, dict[str, Any]] = {}
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="student seeds (init and data order)")
     degrees: list[int] = Field([1, 4], min_length=1, description="Fine-tune-CoT degrees D; 1 is greedy-like Fine-tune-CoT")
+    max_minutes: float | None = Field(None, gt=0, description="start no run that would end past this many minutes "
+                                      "(judged by the longest run so far); the report covers what is done, a rerun goes on")  # fmt: skip
     output_dir: OutputLocation = Path("runs/default/experiment")
-
-    @model_validator(mode="after")
-    def _degrees_positive(self) -> "ExperimentConfig":
-        if any(d < 1 for d in self.degrees):
-            raise ValueError(f"experiment.degrees must be >= 1, got {self.degrees}")
-        return self
 
 
 class RayConfig(Section):

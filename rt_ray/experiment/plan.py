@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
-from rt_ray.config import ConfigError, RtRayConfig, parse_config, set_dotted
+from rt_ray.config import ConfigError, ExperimentConfig, RtRayConfig, parse_config, set_dotted
+from rt_ray.experiment.curves import point_name
 from rt_ray.storage import join, local_dir
 from rt_ray.sweep.space import save_degree_plot
 
@@ -45,8 +47,66 @@ def task_configs(base: RtRayConfig) -> dict[str, RtRayConfig]:
     return configs
 
 
-def run_key(task: str, method: str, seed: int | None) -> str:
-    return f"{task}/{method}/{seed}"
+@dataclass(frozen=True)
+class Point:
+    """One run of the experiment: a method and seed, and the student and training size it sits at
+    (None: the config's own student, every training question)."""
+
+    method: str
+    seed: int | None
+    student: str | None = None
+    train_size: int | None = None
+
+    @classmethod
+    def of(cls, record: dict) -> "Point":
+        return cls(record["method"], record["seed"], record.get("student"), record.get("train_size"))
+
+    @property
+    def degree(self) -> int | None:
+        return int(self.method.removeprefix("ft_cot_d")) if self.method.startswith("ft_cot_d") else None
+
+    def key(self, task: str) -> str:
+        """runs.jsonl's identity of the run; without axes the same as before they existed."""
+        return "/".join([task, self.method, str(self.seed), *self._axes()])
+
+    def folder(self) -> str:
+        """The student's folder under the task's: ``small/n160/ft_cot_d4_s0``, or ``ft_cot_d4_s0``."""
+        return "/".join([*self._axes(), f"{self.method}_s{self.seed}"])
+
+    def describe(self) -> str:
+        seed = f" seed {self.seed}" if self.seed is not None else ""
+        return " ".join([self.method + seed, *self._axes()])
+
+    def fields(self) -> dict:
+        """What the record says of its point (axes only where listed)."""
+        axes = {"student": self.student, "train_size": self.train_size}
+        return {"method": self.method, "seed": self.seed, **{k: v for k, v in axes.items() if v is not None}}
+
+    def _axes(self) -> list[str]:
+        return [*([self.student] if self.student is not None else []), *([f"n{self.train_size}"] if self.train_size is not None else [])]
+
+
+def plan(exp: ExperimentConfig) -> list[Point]:
+    """A task's runs: the teacher once, then per seed (outermost, so that a partial result has whole
+    seeds), per student: its zero-shot self, and per training size vanilla and Fine-tune-CoT at each D."""
+    points = [Point(TEACHER, None)]
+    for seed in exp.seeds:
+        for student in list(exp.students) or [None]:
+            points.append(Point("zero_shot", seed, student))
+            for size in sorted(exp.train_sizes) or [None]:
+                points += [Point(method, seed, student, size) for method in methods(exp.degrees)[1:]]
+    return points
+
+
+def reference(exp: ExperimentConfig) -> tuple[str | None, int | None]:
+    """(student, training size) of the paper's comparison table: the last student listed and the largest size."""
+    return (list(exp.students)[-1] if exp.students else None, max(exp.train_sizes) if exp.train_sizes else None)
+
+
+def at_reference(records: list[dict], exp: ExperimentConfig) -> list[dict]:
+    """The runs at the reference point (the teacher's too): the paper's table and claims read these."""
+    student, size = reference(exp)
+    return [r for r in records if r["method"] == TEACHER or (r.get("student") == student and r.get("train_size") in (None, size))]
 
 
 def summarize(records: list[dict]) -> dict[str, dict[str, dict]]:
@@ -144,6 +204,8 @@ def findings_markdown(found: dict) -> str:
     lines = []
     for task, entry in found.items():
         for claim in entry.values():
+            if "axis" in claim:  # a curve's trend: trends_markdown writes it
+                continue
             spread = "beyond the seed spread" if claim["beyond_spread"] else "within the seed spread"
             paired = claim.get("paired")
             evidence = (f"paired 95 % interval [{100 * paired['bootstrap_95'][0]:+.1f}, {100 * paired['bootstrap_95'][1]:+.1f}] "
@@ -167,13 +229,17 @@ def teacher_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n\nLexical diversity: mean pairwise Jaccard distance of the word-bigram sets of a question's rationales (0: identical).\n"
 
 
-def wall_time_markdown(wall_s: float, wall_s_total: float, invocations: int, made: int, reused: int) -> str:
-    """One sentence: what the whole result cost in wall time, and how much of it this command did."""
+def wall_time_markdown(wall_s: float, wall_s_total: float, invocations: int, made: int, reused: int, left: int = 0) -> str:
+    """What the whole result cost in wall time, how much of it this command did, and what is still to run."""
     total = f"Wall time: {_minutes(wall_s_total)} for the whole experiment"
     if invocations == 1:
-        return f"{total} (one `rt-ray experiment` command, {made} runs)."
-    return (f"{total}, over {invocations} `rt-ray experiment` commands; the last took {_minutes(wall_s)}, "
-            f"made {made} runs and reused {reused} from runs.jsonl.")
+        text = f"{total} (one `rt-ray experiment` command, {made} runs)."
+    else:
+        text = (f"{total}, over {invocations} `rt-ray experiment` commands; the last took {_minutes(wall_s)}, "
+                f"made {made} runs and reused {reused} from runs.jsonl.")  # fmt: skip
+    if left:
+        text += f" **Partial: {left} runs are still to run** (experiment.max_minutes); the same command goes on."
+    return text
 
 
 def _minutes(seconds: float) -> str:
@@ -186,7 +252,7 @@ def training_markdown(records: list[dict]) -> str:
     grouped: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         if r.get("steps") is not None:
-            grouped.setdefault((r["task"], r["method"]), []).append(r)
+            grouped.setdefault((r["task"], point_name(r)), []).append(r)
     lines = ["| task | method | steps (mean) | stopped early | training s (mean) |", "|---|---|---|---|---|"]
     for (task, method), runs in grouped.items():
         stopped = sum("stopped_early_at_step" in r for r in runs)

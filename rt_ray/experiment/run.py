@@ -12,38 +12,49 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from rt_ray import tracking
+from rt_ray.axes import check_axes, questions_beyond, student_config
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept
-from rt_ray.progress import bar
-from rt_ray.storage import join, local_dir, publish
+from rt_ray.experiment.curves import NEAR_BEST_POINTS, axis_trends, curves, points_markdown, spend_markdown, trends_markdown
+from rt_ray.experiment.plots import COST_PLOT, CURVE_PLOTS, plot_accuracy_vs_cost, plot_curve
 from rt_ray.experiment.plan import (
     TEACHER,
+    Point,
+    at_reference,
     findings,
     findings_markdown,
     methods,
     outcome_runs,
     outcome_string,
+    plan,
     plot_accuracy_vs_degree,
+    reference,
     results_markdown,
-    run_key,
     summarize,
     task_configs,
     teacher_markdown,
     training_markdown,
     wall_time_markdown,
 )
+from rt_ray.progress import bar, say
+from rt_ray.storage import join, local_dir, publish
 
 RUNS_FILE = "runs.jsonl"
 PREDICTIONS_FILE = "predictions.jsonl"
-REPORT_FILES = ("summary.json", "findings.json", "results.md", "accuracy_vs_degree.png")
+CURVES_FILE = "curves.json"
+REPORT_FILES = ("summary.json", "findings.json", CURVES_FILE, "results.md")
 STATE_FILE = "experiment_state.json"
 # What early stopping on validation (train.early_stopping_patience) leaves in a trained run's record.
 STOPPING = ("best_validation_accuracy", "best_validation_step", "stopped_early_at_step")
 # The teacher's figures on its training set that the report shows beside its test accuracy.
 TEACHER_STATS = ("degree", "teacher_accuracy", "yield_per_question", "distinct_rationales_per_question", "rationale_lexical_diversity")
+# ... and what it spent on them: each curve point's teacher cost is priced from these (curves.py).
+TEACHER_SPEND = ("questions", "rationales", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
 def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
@@ -62,20 +73,25 @@ def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
         right[record["question_id"]] = bool(record["correct"])
     test = load_task_data(cfg.task).test
     outcomes = outcome_string([{"correct": right.get(s.id, False)} for s in test])  # a failed question counts as wrong
-    diversity = {k: stats[k] for k in TEACHER_STATS if k in stats}
+    diversity = {k: stats[k] for k in (*TEACHER_STATS, *TEACHER_SPEND) if k in stats}
     return {"accuracy": outcomes.count("1") / max(1, len(outcomes)), "n": len(outcomes), "outcomes": outcomes,
             "mlflow_run_id": stats["mlflow_run_id"], "test_mlflow_run_id": on_test.stats["mlflow_run_id"],
             "requests_sent": stats["requests_sent"] + on_test.stats["requests_sent"], **diversity}  # fmt: skip
 
 
-def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -> dict:
+def run_name(label: str, point: Point) -> str:
+    return "-".join([label, point.folder().replace("/", "-")])
+
+
+def zero_shot_run(cfg: RtRayConfig, label: str, point: Point, parent_run_id: str) -> dict:
     """The untrained student (same architecture and tokenizer recipe as its Fine-tune-CoT self)."""
     from rt_ray.student.evaluate import evaluate_student
     from rt_ray.student.trainer import prepare_training
 
+    seed = point.seed
     _, spec, _ = prepare_training(cfg, "ft_cot", max(cfg.experiment.degrees))
-    out = join(cfg.train.output_dir, f"zero_shot_s{seed}")
-    with tracking.tracked_run(cfg, stage="evaluate", run_name=f"{label}-zero_shot-s{seed}", parent_run_id=parent_run_id,
+    out = join(cfg.train.output_dir, point.folder())
+    with tracking.tracked_run(cfg, stage="evaluate", run_name=run_name(label, point), parent_run_id=parent_run_id,
                               tags={"rt_ray.method": "zero_shot", "rt_ray.seed": seed}) as run_id:  # fmt: skip
         report, predictions = evaluate_student(cfg, {"spec": spec, "seed": seed}, "zero_shot", local_dir(out) / PREDICTIONS_FILE)
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
@@ -83,21 +99,28 @@ def zero_shot_run(cfg: RtRayConfig, label: str, seed: int, parent_run_id: str) -
     return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": run_id, "outcomes": outcome_string(predictions)}
 
 
-def trained_run(cfg: RtRayConfig, label: str, method: str, seed: int, parent_run_id: str) -> dict:
-    """Fine-tune (vanilla, or Fine-tune-CoT on the first D rationales), then test accuracy into the same run."""
+def trained_run(cfg: RtRayConfig, label: str, point: Point, parent_run_id: str) -> dict:
+    """Fine-tune (vanilla, or Fine-tune-CoT on the first D rationales) on the point's training questions,
+    then test accuracy into the same run."""
     from rt_ray.student.evaluate import evaluate_student
     from rt_ray.student.trainer import train_student
+    from rt_ray.tasks import load_task_data
 
-    fmt, degree = ("vanilla", None) if method == "vanilla" else ("ft_cot", int(method.removeprefix("ft_cot_d")))
-    out = join(cfg.train.output_dir, f"{method}_s{seed}")
-    result = train_student(cfg, fmt=fmt, degree=degree, output_dir=out, parent_run_id=parent_run_id,
-                           run_name=f"{label}-{method}-s{seed}")  # fmt: skip
+    fmt = "vanilla" if point.method == "vanilla" else "ft_cot"
+    out = join(cfg.train.output_dir, point.folder())
+    train = load_task_data(cfg.task).train
+    beyond = questions_beyond(train, cfg.train.validation_size, point.train_size)
+    result = train_student(cfg, fmt=fmt, degree=point.degree, output_dir=out, parent_run_id=parent_run_id,
+                           held_out=beyond, run_name=run_name(label, point))  # fmt: skip
     report, predictions = evaluate_student(cfg, {"path": str(result.model_dir)}, fmt, local_dir(out) / PREDICTIONS_FILE)
     publish(out, PREDICTIONS_FILE)
+    tags = {"rt_ray.method": point.method, "rt_ray.seed": point.seed} | {f"rt_ray.{k}": v for k, v in point.fields().items() if k in ("student", "train_size")}
     with tracking.resumed_run(cfg.tracking, result.mlflow_run_id):
-        tracking.set_tags({"rt_ray.method": method, "rt_ray.seed": seed})
+        tracking.set_tags(tags)
         tracking.log_metrics({f"test_{k}": v for k, v in report.items()})
     return {"accuracy": report["accuracy"], "n": report["n"], "mlflow_run_id": result.mlflow_run_id, "outcomes": outcome_string(predictions),
+            "degree": point.degree, "train_questions": len(train) - cfg.train.validation_size - len(beyond),
+            "student_parameters": result.metrics.get("total_params"),
             "train_samples": result.metrics["train_samples"], "train_wall_s": result.metrics["wall_s"],
             "steps": result.metrics.get("step"), **{k: result.metrics[k] for k in STOPPING if k in result.metrics}}  # fmt: skip
 
@@ -137,6 +160,8 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
 
     exp = cfg.experiment
     configs = task_configs(cfg)  # every task's config is checked before any work starts
+    for task_cfg in configs.values():
+        check_axes(task_cfg, exp, task_cfg.train.validation_size, origin="experiment")
     out = local_dir(exp.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()  # the whole command's time, the cluster's start-up included
@@ -144,32 +169,58 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     parent_run_id = parent_run(cfg, out)
     runs_path = out / RUNS_FILE
     records = read_records(runs_path)
-    done = {run_key(r["task"], r["method"], r["seed"]) for r in records}
+    done = {Point.of(r).key(r["task"]) for r in records}
     reused = len(done)
     names = methods(exp.degrees)
-    total = len(configs) * (1 + len(exp.seeds) * len(names))
+    points = plan(exp)
 
-    with bar("experiment", total=total) as progress:
+    todo = [(label, point) for label in configs for point in points if point.key(label) not in done]
+    budget = RunBudget(started, exp.max_minutes)
+    with bar("experiment", total=len(done) + len(todo)) as progress:
         progress.update(completed=len(done))
-        for label, task_cfg in configs.items():
-            plan = [(TEACHER, None)] + [(m, s) for s in exp.seeds for m in names]
-            for method, seed in plan:
-                if run_key(label, method, seed) in done:
-                    continue
-                progress.update(description=f"{label}: {method}" + (f" seed {seed}" if seed is not None else ""))
-                if method == TEACHER:
-                    outcome = teacher_run(task_cfg, parent_run_id)
-                elif method == "zero_shot":
-                    outcome = zero_shot_run(task_cfg.with_values(train={"seed": seed}), label, seed, parent_run_id)
-                else:
-                    outcome = trained_run(task_cfg.with_values(train={"seed": seed}), label, method, seed, parent_run_id)
-                record = {"task": label, "method": method, "seed": seed, **outcome}
-                append_record(runs_path, record)
-                records.append(record)
-                note_kept(f"{label} {method}" + (f" seed {seed}" if seed is not None else ""))
-                progress.advance()
+        for label, point in todo:
+            if not budget.allows_another():
+                say(f"experiment: experiment.max_minutes={exp.max_minutes:g} reached; {len(todo) - budget.runs} runs left, "
+                    "kept in runs.jsonl: run the same command again to go on")  # fmt: skip
+                break
+            progress.update(description=f"{label}: {point.describe()}")
+            with budget.timing():
+                record = {"task": label, **point.fields(), **run_point(configs[label], label, point, parent_run_id)}
+            append_record(runs_path, record)
+            records.append(record)
+            note_kept(f"{label} {point.describe()}")
+            progress.advance()
     timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
+    timing["left"] = len(todo) - budget.runs
     return write_report(cfg, records, list(configs), names, parent_run_id, timing)
+
+
+class RunBudget:
+    """experiment.max_minutes: another run starts only if the longest run so far would still end in time."""
+
+    def __init__(self, started: float, max_minutes: float | None) -> None:
+        self.started, self.limit_s = started, None if max_minutes is None else 60 * max_minutes
+        self.runs, self.longest_s = 0, 0.0
+
+    def allows_another(self) -> bool:
+        return self.limit_s is None or time.monotonic() - self.started + self.longest_s <= self.limit_s
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        begun = time.monotonic()
+        yield
+        self.runs += 1
+        self.longest_s = max(self.longest_s, time.monotonic() - begun)
+
+
+def run_point(task_cfg: RtRayConfig, label: str, point: Point, parent_run_id: str) -> dict:
+    """The point's run, on its student's config with its seed."""
+    if point.method == TEACHER:
+        return teacher_run(task_cfg, parent_run_id)
+    exp = task_cfg.experiment
+    cfg = student_config(task_cfg, exp.students, point.student, "experiment").with_values(train={"seed": point.seed})
+    run = zero_shot_run if point.method == "zero_shot" else trained_run
+    return run(cfg, label, point, parent_run_id)
 
 
 def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:
@@ -184,26 +235,64 @@ def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:
 
 
 def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names: list[str], parent_run_id: str, timing: dict) -> dict:
-    out = local_dir(cfg.experiment.output_dir)
-    summary = summarize(records)
-    found = findings(summary, cfg.experiment.degrees, outcome_runs(records))
+    exp = cfg.experiment
+    out = local_dir(exp.output_dir)
+    at_ref = at_reference(records, exp)
+    summary = summarize(at_ref)
+    found = findings(summary, exp.degrees, outcome_runs(at_ref))
+    by_task = {task: [r for r in records if r["task"] == task] for task in tasks}
+    for task, task_records in by_task.items():
+        found.setdefault(task, {}).update(axis_trends(task_records))
+    task_curves = {task: curves(task_records) for task, task_records in by_task.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "findings.json").write_text(json.dumps(found, indent=2))
-    plot = plot_accuracy_vs_degree(summary, cfg.experiment.degrees, out / "accuracy_vs_degree.png")
+    (out / CURVES_FILE).write_text(json.dumps(task_curves, indent=2))
+    plots = [plot_accuracy_vs_degree(summary, exp.degrees, out / "accuracy_vs_degree.png"), plot_accuracy_vs_cost(task_curves, out / COST_PLOT)]
+    plots += curve_plots(exp, task_curves, out)
     table = results_markdown(summary, tasks, names)
-    seeds = ", ".join(str(s) for s in cfg.experiment.seeds)
-    text = (f"# {cfg.run_name}: Fine-tune-CoT against its baselines\n\n"
-            f"Test accuracy (%), mean ± std over seeds {seeds}; `teacher` is the teacher's greedy Zero-shot-CoT "
-            f"accuracy on the same test questions (one run).\n\n{wall_time_markdown(**timing)}\n\n{table}\n## Findings\n\n{findings_markdown(found)}\n"
-            f"## The teacher's training set\n\n{teacher_markdown(records)}\n"
-            f"## Training\n\n{training_markdown(records)}\n"
-            f"![accuracy against D](accuracy_vs_degree.png)\n")  # fmt: skip
-    (out / "results.md").write_text(text)
+    (out / "results.md").write_text(report_text(cfg, records, found, task_curves, table, timing, plots))
     with tracking.resumed_run(cfg.tracking, parent_run_id):
         tracking.log_metrics({f"{task}.{method}.mean": cell["mean"] for task, cells in summary.items() for method, cell in cells.items()})
         tracking.log_metrics({"last_run_wall_s": timing["wall_s"], "wall_s_total": timing["wall_s_total"]})
         tracking.log_metrics({f"{task}.{claim}.holds": float(entry["holds"]) for task, claims in found.items() for claim, entry in claims.items()})
-        for path in (out / "summary.json", out / "findings.json", out / "results.md", plot, out / RUNS_FILE):
+        for path in (out / "summary.json", out / "findings.json", out / CURVES_FILE, out / "results.md", *plots, out / RUNS_FILE):
             tracking.log_artifact(path, artifact_path="report")
-    publish(cfg.experiment.output_dir, *REPORT_FILES, RUNS_FILE, STATE_FILE)
+    publish(exp.output_dir, *REPORT_FILES, *(p.name for p in plots), RUNS_FILE, STATE_FILE)
     return {"summary": summary, "findings": found, "table": table, "report_dir": str(cfg.experiment.output_dir), "parent_run_id": parent_run_id, "wall_s": timing["wall_s"]}
+
+
+def curve_plots(exp, task_curves: dict, out: Path) -> list[Path]:
+    """Accuracy against training questions and against student size, for the axes the config lists,
+    at the reference point's values of the other axis."""
+    student, size = reference(exp)
+    fixed = {"student": student} | ({"train_questions": size} if size else {})
+    wanted = {"accuracy_vs_train_size.png": len(exp.train_sizes) > 1, "accuracy_vs_student_size.png": len(exp.students) > 1}
+    return [plot_curve(task_curves, x_field, line_field, xlabel, out / name, fixed)
+            for name, (x_field, line_field, xlabel) in CURVE_PLOTS.items() if wanted[name]]  # fmt: skip
+
+
+def report_text(cfg: RtRayConfig, records: list[dict], found: dict, task_curves: dict, table: str, timing: dict, plots: list[Path]) -> str:
+    """results.md: the paper's table and claims at the reference point, the teacher's set, training,
+    then every point of the curves with what it cost."""
+    exp = cfg.experiment
+    seeds = ", ".join(str(s) for s in exp.seeds)
+    student, size = reference(exp)
+    at = ", ".join([*([f"student {student}"] if student else []), *([f"{size} training questions"] if size else [])])
+    trends = "".join(trends_markdown(task, {k: v for k, v in claims.items() if "axis" in v}) for task, claims in found.items())
+    spend = "".join(spend_markdown(task, task_curve) for task, task_curve in task_curves.items())
+    points = "".join((f"### {task}\n\n" if len(task_curves) > 1 else "") + points_markdown(c) + "\n" for task, c in task_curves.items())
+    images = "".join(f"![{p.stem.replace('_', ' ')}]({p.name})\n" for p in plots[1:])
+    return (f"# {cfg.run_name}: Fine-tune-CoT against its baselines\n\n"
+            f"Test accuracy (%), mean ± std over seeds {seeds}{f', at {at}' if at else ''}; `teacher` is the teacher's greedy "
+            f"Zero-shot-CoT accuracy on the same test questions (one run).\n\n{wall_time_markdown(**timing)}\n\n{table}\n"
+            f"## Findings\n\n{findings_markdown(found)}\n"
+            f"## The teacher's training set\n\n{teacher_markdown(records)}\n"
+            f"## Training\n\n{training_markdown(records)}\n"
+            f"![accuracy against D](accuracy_vs_degree.png)\n\n"
+            f"## Learning curves and teacher spend\n\n"
+            f"Each point's teacher $ is what its own training data (questions x D rationales) costs at the dollars per rationale "
+            f"the teacher run measured; vanilla uses gold answers only. ★: the cheapest point within "
+            f"{NEAR_BEST_POINTS:.0f} point of the best.\n\n{points}"
+            + (f"### Trends\n\n{trends}\n" if trends else "")
+            + (f"### What the teacher's money buys\n\n{spend}\n" if spend else "")
+            + images)  # fmt: skip

@@ -17,8 +17,8 @@ KNOB_KEYS = {"lr": "train.lr", "max_steps": "train.max_steps", "student_model": 
 def search_space(sweep: SweepConfig) -> dict[str, list]:
     space: dict[str, list] = {"degree": sorted(set(sweep.degrees))}
     for knob, values in (("lr", sweep.lrs), ("max_steps", sweep.max_steps),
-                         ("student_model", sweep.student_models), ("train_size", sweep.train_sizes),
-                         ("lora_rank", sweep.lora_ranks)):  # fmt: skip
+                         ("student_model", sweep.student_models), ("student", list(sweep.students)),
+                         ("train_size", sweep.train_sizes), ("lora_rank", sweep.lora_ranks)):  # fmt: skip
         if values:
             space[knob] = list(values)
     return space

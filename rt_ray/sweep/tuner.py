@@ -31,6 +31,7 @@ from typing import Iterator
 from rich.table import Table
 
 from rt_ray import tracking
+from rt_ray.axes import check_axes, questions_beyond, with_student
 from rt_ray.config import RtRayConfig, apply_override, parse_config
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, new_board, post_progress, say, watch_board
@@ -67,7 +68,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     tree = json.loads(json.dumps(base_config))
     for assignment in trial_overrides(knobs):
         apply_override(tree, assignment)
-    cfg = parse_config(tree)
+    cfg = parse_config(with_student(tree, base_config["sweep"]["students"], knobs.get("student"), origin="sweep"))
     label = trial_label(knobs)
     out, fingerprint = trial_folder(cfg, knobs, teacher_fingerprint)
     target = {"board": board, "key": label}
@@ -79,9 +80,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
 
     data = load_task_data(cfg.task)
     validation = data.train[: cfg.sweep.validation_size]
-    rest = data.train[cfg.sweep.validation_size :]
-    size = knobs.get("train_size")
-    held_out = {s.id for s in validation} | ({s.id for s in rest[size:]} if size else set())
+    held_out = {s.id for s in validation} | questions_beyond(data.train, cfg.sweep.validation_size, knobs.get("train_size"))
     started = time.monotonic()
     every = cfg.sweep.report_every_steps
     result = train_student(cfg, fmt="ft_cot", degree=knobs["degree"], output_dir=out, held_out=held_out,
@@ -131,6 +130,7 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     staged = local_dir(out)
     staged.mkdir(parents=True, exist_ok=True)
     space = search_space(cfg.sweep)
+    check_axes(cfg, cfg.sweep, cfg.sweep.validation_size, origin="sweep")
     teacher_stats = teacher_stats or finished_or_generate(cfg, max(space["degree"]))
     upstream = teacher_stats["teacher_fingerprint"]
     fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, "sweep", upstream=upstream)

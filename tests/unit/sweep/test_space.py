@@ -49,3 +49,16 @@ def test_trial_labels_name_the_knobs_the_same_way_every_run():
     assert trial_label({"lr": 0.001, "degree": 2, "student_model": "org/model"}) == "D2-lr0.001-student_modelorg_model"
     assert trial_count({"degree": [1, 2, 4], "lr": [1e-3, 2e-3]}, "grid", 2) == 12
     assert trial_count({"degree": [1, 2, 4]}, "random", 5) == 5
+
+
+def test_named_students_are_one_knob_and_a_trial_gets_its_students_section():
+    from rt_ray.axes import with_student
+    from rt_ray.sweep.space import trial_label
+
+    sweep = SweepConfig(degrees=[1], students={"small": {"student.tiny_hidden": 32, "student.tiny_layers": 1}, "big": {}})
+    assert search_space(sweep)["student"] == ["small", "big"]
+    knobs = {"degree": 1, "student": "small"}
+    assert trial_overrides(knobs) == [] and trial_label(knobs) == "D1-studentsmall"
+    tree = json.loads(RtRayConfig(sweep=sweep).model_dump_json())
+    student = parse_config(with_student(tree, tree["sweep"]["students"], knobs["student"], origin="sweep")).student
+    assert (student.tiny_hidden, student.tiny_layers) == (32, 1)
