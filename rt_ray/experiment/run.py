@@ -176,13 +176,23 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
 
     todo = [(label, point) for label in configs for point in points if point.key(label) not in done]
     budget = RunBudget(started, exp.max_minutes)
-    with bar("experiment", total=len(done) + len(todo)) as progress:
-        progress.update(completed=len(done))
+    try:
+        run_points(todo, configs, budget, parent_run_id, records, runs_path, len(done))
+    finally:  # an interrupted command's time counts too: the report states what the whole result cost
+        timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
+    timing["left"] = len(todo) - budget.runs
+    return write_report(cfg, records, list(configs), names, parent_run_id, timing)
+
+
+def run_points(todo: list, configs: dict, budget: "RunBudget", parent_run_id: str, records: list[dict], runs_path: Path, done: int) -> None:
+    """Each point not yet in runs.jsonl, appended to it (and to ``records``) as it finishes."""
+    with bar("experiment", total=done + len(todo)) as progress:
+        progress.update(completed=done)
         for label, point in todo:
             if not budget.allows_another():
-                say(f"experiment: experiment.max_minutes={exp.max_minutes:g} reached; {len(todo) - budget.runs} runs left, "
-                    "kept in runs.jsonl: run the same command again to go on")  # fmt: skip
-                break
+                say(f"experiment: experiment.max_minutes={configs[label].experiment.max_minutes:g} reached; "
+                    f"{len(todo) - budget.runs} runs left, kept in runs.jsonl: run the same command again to go on")  # fmt: skip
+                return
             progress.update(description=f"{label}: {point.describe()}")
             with budget.timing():
                 record = {"task": label, **point.fields(), **run_point(configs[label], label, point, parent_run_id)}
@@ -190,9 +200,6 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
             records.append(record)
             note_kept(f"{label} {point.describe()}")
             progress.advance()
-    timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
-    timing["left"] = len(todo) - budget.runs
-    return write_report(cfg, records, list(configs), names, parent_run_id, timing)
 
 
 class RunBudget:

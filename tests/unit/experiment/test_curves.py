@@ -174,3 +174,18 @@ def test_curves_put_every_point_with_its_cost_and_the_spend_comparisons_together
     assert result["teacher_usd_per_rationale"] == pytest.approx(0.01)
     assert [(p["name"], p["teacher_usd"]) for p in result["points"]] == [("ft_cot_d2", pytest.approx(0.1)), ("ft_cot_d1", pytest.approx(0.1))]
     assert result["cheapest_near_best"] == "ft_cot_d2" and len(result["equal_spend"]) == 1
+
+
+def test_the_run_budget_starts_no_run_that_the_longest_so_far_says_would_end_past_the_limit():
+    import time
+
+    from rt_ray.experiment.run import RunBudget
+
+    unlimited = RunBudget(time.monotonic() - 10_000, None)
+    assert unlimited.allows_another()
+    budget = RunBudget(time.monotonic(), max_minutes=0.01)  # 0.6 s
+    assert budget.allows_another()
+    with budget.timing():
+        time.sleep(0.35)
+    assert budget.runs == 1 and budget.longest_s >= 0.35
+    assert not budget.allows_another(), "0.35 s gone and a 0.35 s run would end past 0.6 s"
