@@ -139,7 +139,7 @@ def _stop_after_interrupt(cfg: RtRayConfig, command: str, invocation: str) -> No
 
     _let_go_of_ray()  # a local cluster stops; a job's driver lets go of what it owns
     try:
-        ended = tracking.end_interrupted_runs(cfg.with_absolute_paths().tracking, invocation)
+        ended = tracking.end_interrupted_runs(cfg.tracking, invocation)
     except Exception:  # noqa: BLE001 - the store may be what was interrupted; the line below still matters
         traceback.print_exc()
         ended = 0
@@ -166,17 +166,14 @@ def _run_stage(command: str, config: Optional[Path], overrides: Optional[List[st
     start_command()
     invocation = uuid.uuid4().hex[:12]
     tracking.tag_new_runs({"rt_ray.invocation": invocation})
-    # Tune's own SIGINT handler would turn Ctrl-C into "Resume experiment with: Tuner.restore(...)";
-    # rt-ray's handler below ends every command the same way instead.
-    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    signal.signal(signal.SIGINT, _first_interrupt)
+    signal.signal(signal.SIGINT, _first_interrupt)  # the sweep keeps Tune's own off it (tuner.tune_leaves_sigint)
     quiet = nullcontext() if verbose else quiet_output(_log_file(cfg, command))
     with quiet:
         if log_path():
             status().print(f"[dim]rt-ray {command}: Ray's and the libraries' output goes to {log_path()} (-v shows it here)[/dim]",
                            soft_wrap=True)  # fmt: skip
         try:
-            return cfg, stage(cfg.with_absolute_paths())
+            return cfg, stage(cfg)
         except KeyboardInterrupt:
             _stop_after_interrupt(cfg, command, invocation)
         except Exception as error:  # noqa: BLE001 - known errors get one clear line, others name the log
@@ -224,7 +221,7 @@ def print_generation_stats(stats: dict) -> None:
             "yield_per_question", "requests_sent", "prompts_sent", "requests_per_question", "cache_hits", "retries",
             "prompt_tokens", "completion_tokens",
             "cost_usd", "cost_per_kept_rationale_usd", "wall_s")  # fmt: skip
-    report().print(teacher_table(stats, keys))
+    report().print(teacher_table(stats, keys).rich())
 
 
 @app.command("teacher-sim")
@@ -329,7 +326,7 @@ def sweep(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = Set
     from rt_ray.sweep.tuner import results_table, run_sweep
 
     cfg, outcome = _run_stage("sweep", config, set_, verbose, run_sweep)
-    report().print(results_table(outcome["trials"], outcome["knobs"], cfg.sweep.metric))
+    report().print(results_table(outcome["trials"], outcome["knobs"], cfg.sweep.metric).rich())
     if outcome.get("stopped_early"):
         status().print(f"{len(outcome['stopped_early'])} trials stopped early by ASHA, {outcome['steps_saved']} training "
                        f"steps saved (listed in results.md)")  # fmt: skip

@@ -404,7 +404,8 @@ class RtRayConfig(Section):
 
     def with_absolute_paths(self, base: Path | None = None) -> "RtRayConfig":
         """A copy whose relative paths are resolved against ``base`` (default: this process's working
-        directory), for Ray workers, Tune trials and Serve replicas, which run elsewhere."""
+        directory), for Ray workers, Tune trials and Serve replicas, which run elsewhere. ``load_config``
+        calls it; a config built in code (``parse_config``) calls it before it runs a stage."""
         base = Path(base or Path.cwd())
         tree = self.model_dump()
         for section_name, section in tree.items():
@@ -512,7 +513,10 @@ def parse_config(tree: dict[str, Any], source: str = "config") -> RtRayConfig:
         raise ConfigError(describe_validation_error(err, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RtRayConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: Path | None = None) -> RtRayConfig:
+    """The config a command runs with: the file (or the embedded defaults), the overrides, and its
+    relative paths resolved against ``base`` (default: the working directory). Paths are resolved here,
+    once, so that Ray workers, Tune trials and Serve replicas, which run elsewhere, read the same ones."""
     tree: dict[str, Any] = {}
     source = "embedded defaults"
     if path is not None:
@@ -530,4 +534,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         source = str(path)
     for assignment in overrides or []:
         apply_override(tree, assignment)
-    return parse_config(tree, source)
+    return parse_config(tree, source).with_absolute_paths(base)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 from rt_ray.config import ConfigError, ExperimentConfig, RtRayConfig, parse_config, set_dotted
 from rt_ray.experiment.curves import point_name
 from rt_ray.storage import join, local_dir
-from rt_ray.sweep.space import save_degree_plot
+from rt_ray.tables import markdown_table
 
 TEACHER = "teacher"
 
@@ -193,10 +192,7 @@ def _cell(cell: dict | None) -> str:
 
 def results_markdown(summary: dict, tasks: list[str], method_names: list[str]) -> str:
     """Rows: methods (teacher first); columns: tasks; cells: test accuracy %, mean ± std over seeds."""
-    lines = ["| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for method in [TEACHER, *method_names]:
-        lines.append(f"| {method} | " + " | ".join(_cell(summary.get(t, {}).get(method)) for t in tasks) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(["method", *tasks], [[method, *(_cell(summary.get(t, {}).get(method)) for t in tasks)] for method in [TEACHER, *method_names]])
 
 
 def findings_markdown(found: dict) -> str:
@@ -220,13 +216,11 @@ def findings_markdown(found: dict) -> str:
 
 def teacher_markdown(records: list[dict]) -> str:
     """Per task: what the teacher's training set offers the students, diversity included."""
-    lines = ["| task | D | accuracy on training questions | kept per question | distinct rationales per question | lexical diversity |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for r in records:
-        if r["method"] == TEACHER and "degree" in r:
-            lines.append(f"| {r['task']} | {r['degree']} | {100 * r.get('teacher_accuracy', 0):.1f} | {r.get('yield_per_question', 0):.2f} | "
-                         f"{r.get('distinct_rationales_per_question', float('nan')):.2f} | {r.get('rationale_lexical_diversity', float('nan')):.3f} |")  # fmt: skip
-    return "\n".join(lines) + "\n\nLexical diversity: mean pairwise Jaccard distance of the word-bigram sets of a question's rationales (0: identical).\n"
+    rows = [[r["task"], r["degree"], f"{100 * r.get('teacher_accuracy', 0):.1f}", f"{r.get('yield_per_question', 0):.2f}",
+             f"{r.get('distinct_rationales_per_question', float('nan')):.2f}", f"{r.get('rationale_lexical_diversity', float('nan')):.3f}"]
+            for r in records if r["method"] == TEACHER and "degree" in r]  # fmt: skip
+    header = ["task", "D", "accuracy on training questions", "kept per question", "distinct rationales per question", "lexical diversity"]
+    return markdown_table(header, rows) + "\nLexical diversity: mean pairwise Jaccard distance of the word-bigram sets of a question's rationales (0: identical).\n"
 
 
 def wall_time_markdown(wall_s: float, wall_s_total: float, invocations: int, made: int, reused: int, left: int = 0) -> str:
@@ -253,30 +247,6 @@ def training_markdown(records: list[dict]) -> str:
     for r in records:
         if r.get("steps") is not None:
             grouped.setdefault((r["task"], point_name(r)), []).append(r)
-    lines = ["| task | method | steps (mean) | stopped early | training s (mean) |", "|---|---|---|---|---|"]
-    for (task, method), runs in grouped.items():
-        stopped = sum("stopped_early_at_step" in r for r in runs)
-        lines.append(f"| {task} | {method} | {statistics.fmean(r['steps'] for r in runs):.0f} | {stopped} of {len(runs)} | "
-                     f"{statistics.fmean(r.get('train_wall_s', 0) for r in runs):.0f} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-def plot_accuracy_vs_degree(summary: dict, degrees: list[int], path: Path) -> Path:
-    """Per task: Fine-tune-CoT accuracy against D (mean, seed std as error bars), vanilla as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6.5, 4))
-    for index, (task, cells) in enumerate(sorted(summary.items())):
-        color = f"C{index}"
-        points = [(d, cells[ft_cot_method(d)]) for d in sorted(set(degrees)) if ft_cot_method(d) in cells]
-        if points:
-            axis.errorbar([d for d, _ in points], [c["mean"] for _, c in points], yerr=[c["std"] for _, c in points],
-                          marker="o", capsize=3, color=color, label=f"{task}: Fine-tune-CoT")  # fmt: skip
-        if "vanilla" in cells:
-            axis.axhline(cells["vanilla"]["mean"], linestyle="--", color=color, alpha=0.7, label=f"{task}: vanilla")
-    axis.set_xscale("log", base=2)
-    axis.set_xticks(sorted(set(degrees)), [str(d) for d in sorted(set(degrees))])
-    return save_degree_plot(figure, axis, "test accuracy", "Fine-tune-CoT against D (mean ± std over seeds)", path, legend_size=8)
+    rows = [[task, method, f"{statistics.fmean(r['steps'] for r in runs):.0f}", f"{sum('stopped_early_at_step' in r for r in runs)} of {len(runs)}",
+             f"{statistics.fmean(r.get('train_wall_s', 0) for r in runs):.0f}"] for (task, method), runs in grouped.items()]  # fmt: skip
+    return markdown_table(["task", "method", "steps (mean)", "stopped early", "training s (mean)"], rows)

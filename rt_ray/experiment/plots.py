@@ -1,9 +1,12 @@
-"""The experiment's learning-curve plots, from curves.json's points (see curves.py): accuracy against
+"""The experiment's plots: accuracy against D at the reference point, and the learning curves, from curves.json's points (see curves.py): accuracy against
 training questions, against student parameters and against teacher dollars, a panel per task."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from rt_ray.experiment.plan import ft_cot_method
+from rt_ray.plots import Line, degree_plot, pyplot, save_figure
 
 # plot file -> (the point field on the x axis, the field whose values are the lines, x-axis label)
 CURVE_PLOTS = {
@@ -13,29 +16,30 @@ CURVE_PLOTS = {
 COST_PLOT = "accuracy_vs_teacher_usd.png"
 
 
+def plot_cot_vs_degree(summary: dict, degrees: list[int], path: Path) -> Path:
+    """Per task: Fine-tune-CoT accuracy against D (mean, seed std as error bars), vanilla as a dashed line."""
+    lines = []
+    for index, (task, cells) in enumerate(sorted(summary.items())):
+        color = f"C{index}"
+        points = [(d, cells[ft_cot_method(d)]) for d in sorted(set(degrees)) if ft_cot_method(d) in cells]
+        if points:
+            lines.append(Line(f"{task}: Fine-tune-CoT", [d for d, _ in points], [c["mean"] for _, c in points],
+                              spread=[c["std"] for _, c in points], color=color))  # fmt: skip
+        if "vanilla" in cells:
+            lines.append(Line(f"{task}: vanilla", [], [], color=color, level=cells["vanilla"]["mean"]))
+    return degree_plot(lines, "test accuracy", "Fine-tune-CoT against D (mean ± std over seeds)", path, degrees=degrees, legend_size=8)
+
+
 def _panels(count: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, count, figsize=(6.5 * count, 4.2), squeeze=False)
-    return plt, figure, list(axes[0])
-
-
-def _save(plt, figure, path: Path) -> Path:
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    figure, axes = pyplot().subplots(1, count, figsize=(6.5 * count, 4.2), squeeze=False)
+    return figure, list(axes[0])
 
 
 def plot_curve(curves_by_task: dict[str, dict], x_field: str, line_field: str, xlabel: str, path: Path,
                fixed: dict[str, object]) -> Path:  # fmt: skip
     """Fine-tune-CoT accuracy (mean ± seed std) against ``x_field``, a line per ``line_field`` value, at
     the ``fixed`` values of the other axes (the reference point's); log x axis."""
-    plt, figure, axes = _panels(len(curves_by_task))
+    figure, axes = _panels(len(curves_by_task))
     for axis, (task, task_curves) in zip(axes, sorted(curves_by_task.items())):
         lines: dict = {}
         for c in task_curves["points"]:
@@ -52,13 +56,13 @@ def plot_curve(curves_by_task: dict[str, dict], x_field: str, line_field: str, x
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
         axis.set_title(f"{task}: Fine-tune-CoT (mean ± std over seeds)")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def plot_accuracy_vs_cost(curves_by_task: dict[str, dict], path: Path) -> Path:
     """Every trained point: accuracy against what its teacher data cost (vanilla needs none: $0, drawn on
     a linear stretch of the axis near 0), colour by D, the cheapest point near the best starred."""
-    plt, figure, axes = _panels(len(curves_by_task))
+    figure, axes = _panels(len(curves_by_task))
     for axis, (task, task_curves) in zip(axes, sorted(curves_by_task.items())):
         trained = [c for c in task_curves["points"] if c["method"] != "zero_shot" and c["teacher_usd"] is not None]
         paid = [c["teacher_usd"] for c in trained if c["teacher_usd"] > 0]
@@ -82,4 +86,4 @@ def plot_accuracy_vs_cost(curves_by_task: dict[str, dict], path: Path) -> Path:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="lower right")
         axis.set_title(f"{task}: accuracy against teacher dollars")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)

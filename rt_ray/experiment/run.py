@@ -21,7 +21,7 @@ from rt_ray.axes import check_axes, questions_beyond, student_config
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept
 from rt_ray.experiment.curves import NEAR_BEST_POINTS, axis_trends, curves, points_markdown, spend_markdown, trends_markdown
-from rt_ray.experiment.plots import COST_PLOT, CURVE_PLOTS, plot_accuracy_vs_cost, plot_curve
+from rt_ray.experiment.plots import COST_PLOT, CURVE_PLOTS, plot_accuracy_vs_cost, plot_cot_vs_degree, plot_curve
 from rt_ray.experiment.plan import (
     TEACHER,
     Point,
@@ -32,7 +32,6 @@ from rt_ray.experiment.plan import (
     outcome_runs,
     outcome_string,
     plan,
-    plot_accuracy_vs_degree,
     reference,
     results_markdown,
     summarize,
@@ -134,28 +133,16 @@ def append_record(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def parent_run(cfg: RtRayConfig, out: Path) -> str:
-    """The experiment's MLflow parent run: reused on a rerun, so children stay together."""
-    state = out / STATE_FILE
-    if state.is_file():
-        return json.loads(state.read_text())["parent_run_id"]
-    with tracking.tracked_run(cfg, stage="experiment", run_name=f"{cfg.run_name}-experiment") as run_id:
-        pass
-    state.write_text(json.dumps({"parent_run_id": run_id}))
-    return run_id
-
-
 def run_experiment(cfg: RtRayConfig) -> dict:
     """``_run_experiment``, as the one run writing experiment.output_dir."""
     from rt_ray.locks import output_lock
 
-    cfg = cfg.with_absolute_paths()
     with output_lock(cfg.experiment.output_dir, "experiment.output_dir"):
         return _run_experiment(cfg)
 
 
 def _run_experiment(cfg: RtRayConfig) -> dict:
-    """The experiment, its relative paths already resolved by ``run_experiment``."""
+    """The experiment (``cfg``'s paths resolved, as ``load_config`` does)."""
     from rt_ray.cluster import ensure_ray
 
     exp = cfg.experiment
@@ -166,7 +153,7 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()  # the whole command's time, the cluster's start-up included
     ensure_ray(cfg.ray)
-    parent_run_id = parent_run(cfg, out)
+    parent_run_id = tracking.recorded_parent_run(cfg, out / STATE_FILE, "experiment")
     runs_path = out / RUNS_FILE
     records = read_records(runs_path)
     done = {Point.of(r).key(r["task"]) for r in records}
@@ -254,7 +241,7 @@ def write_report(cfg: RtRayConfig, records: list[dict], tasks: list[str], names:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "findings.json").write_text(json.dumps(found, indent=2))
     (out / CURVES_FILE).write_text(json.dumps(task_curves, indent=2))
-    plots = [plot_accuracy_vs_degree(summary, exp.degrees, out / "accuracy_vs_degree.png"), plot_accuracy_vs_cost(task_curves, out / COST_PLOT)]
+    plots = [plot_cot_vs_degree(summary, exp.degrees, out / "accuracy_vs_degree.png"), plot_accuracy_vs_cost(task_curves, out / COST_PLOT)]
     plots += curve_plots(exp, task_curves, out)
     table = results_markdown(summary, tasks, names)
     (out / "results.md").write_text(report_text(cfg, records, found, task_curves, table, timing, plots))

@@ -198,7 +198,6 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
 
     from rt_ray.cluster import ensure_ray
 
-    cfg = cfg.with_absolute_paths()
     forget_stages_from(cfg, rerun_from)
     started = time.monotonic()
     started_ray = not ray.is_initialized()
@@ -261,16 +260,16 @@ def show_report(report: dict) -> None:
     printer.rule(f"rt-ray pipeline: {report['run_name']}")
     if report["teacher"].get("teacher_simulated"):
         printer.print(SIMULATED)
-    printer.print(teacher_table(report["teacher"]))
+    printer.print(teacher_table(report["teacher"]).rich())
     if report["sweep"]:
-        printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]))
-    printer.print(accuracy_table(report["accuracy"], report["task"]))
+        printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]).rich())
+    printer.print(accuracy_table(report["accuracy"], report["task"]).rich())
     if report["cost_case"]:
-        printer.print(cost_table(report["cost_rows"]))
+        printer.print(cost_table(report["cost_rows"]).rich())
         for line in report["cost_case"]["sentences"]:
             printer.print(line)
     if report["samples"]:
-        printer.print(samples_table(report["samples"]))
+        printer.print(samples_table(report["samples"]).rich())
     if report["endpoint"]:
         printer.print(f"endpoint: {report['endpoint']}/v1 (OpenAI API), {report['endpoint']}/v1/solve")
     printer.print(f"wall time {report['wall_s']:.0f} s; report in {report['report_dir']}")

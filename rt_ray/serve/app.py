@@ -360,5 +360,4 @@ def build_app(args: dict[str, Any]):
     base = Path(args.get("base_dir") or (Path.cwd() if found_here else Path(__file__).resolve().parents[2]))
     if config is not None and not Path(config).is_absolute():
         config = base / config
-    cfg = load_config(config, args.get("overrides") or [])
-    return app_from_config(cfg.with_absolute_paths(base))
+    return app_from_config(load_config(config, args.get("overrides") or [], base=base))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rt_ray.config import SweepConfig
+from rt_ray.plots import Line, degree_plot
 
 # knob -> the config key a trial overrides
 KNOB_KEYS = {"lr": "train.lr", "max_steps": "train.max_steps", "student_model": "student.model", "lora_rank": "student.lora.r"}
@@ -54,35 +55,10 @@ def results_rows(trials: list[dict], metric: str) -> list[dict]:
 
 
 def plot_accuracy_vs_degree(trials: list[dict], knobs: list[str], metric: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """A line per combination of the other knobs: the metric against D."""
     lines: dict[str, list[tuple[int, float]]] = {}
     for trial in trials:
         label = ", ".join(f"{k}={trial['params'].get(k)}" for k in knobs) or "student"
         lines.setdefault(label, []).append((trial["params"]["degree"], trial[metric]))
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for label, points in sorted(lines.items()):
-        points.sort()
-        axis.plot([d for d, _ in points], [a for _, a in points], marker="o", label=label)
-    return save_degree_plot(figure, axis, metric.replace("_", " "), "Student accuracy against diverse reasoning", path)
-
-
-def save_degree_plot(figure, axis, ylabel: str, title: str, path: Path, legend_size: float | None = None) -> Path:
-    """The shared look of accuracy-against-D plots (sweep and experiment): log2 x axis, 0-1 y axis."""
-    import matplotlib.pyplot as plt
-
-    axis.set_xscale("log", base=2)
-    axis.set_xlabel("diversity degree D (rationales per question)")
-    axis.set_ylabel(ylabel)
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=legend_size)
-    axis.set_title(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    drawn = [Line(label, [d for d, _ in sorted(points)], [a for _, a in sorted(points)]) for label, points in sorted(lines.items())]
+    return degree_plot(drawn, metric.replace("_", " "), "Student accuracy against diverse reasoning", path)

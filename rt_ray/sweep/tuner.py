@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-
-from rich.table import Table
 
 from rt_ray import tracking
 from rt_ray.axes import check_axes, questions_beyond, with_student
@@ -37,6 +36,7 @@ from rt_ray.console import note_kept
 from rt_ray.progress import bar, new_board, post_progress, say, watch_board
 from rt_ray.records import RECORD_FILE, forget_record, read_record, write_record
 from rt_ray.storage import join, local_dir, publish, ray_storage_path
+from rt_ray.tables import TableSpec, markdown_table
 from rt_ray.sweep.space import (
     other_knobs, plot_accuracy_vs_degree, results_rows, search_space, trial_count, trial_label, trial_overrides,
 )  # fmt: skip
@@ -112,7 +112,6 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     """``_run_sweep``, as the one run writing sweep.output_dir."""
     from rt_ray.locks import output_lock
 
-    cfg = cfg.with_absolute_paths()
     with output_lock(cfg.sweep.output_dir, "sweep.output_dir"):
         return _run_sweep(cfg, teacher_stats)
 
@@ -144,7 +143,7 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
 
     total = trial_count(space, cfg.sweep.search, cfg.sweep.num_samples)
     say(f"sweep: {total} trials over {', '.join(f'{k} {v}' for k, v in space.items())}, up to {cfg.sweep.max_concurrent_trials} at a time")
-    with _parent_run(cfg, staged, fingerprint) as parent_run_id:
+    with tracking.resumed_run(cfg.tracking, tracking.recorded_parent_run(cfg, staged / SWEEP_STATE, "sweep", fingerprint)) as parent_run_id:
         board = new_board()
         param_space = {k: ray.tune.grid_search(v) if cfg.sweep.search == "grid" else ray.tune.choice(v) for k, v in space.items()}
         trainable = _trainable(tree, parent_run_id, upstream, board)
@@ -160,13 +159,29 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
                                           storage_path=ray_storage_path(out, "tune"), callbacks=[stopped]),  # fmt: skip
         )
         with bar("sweep", total=total) as overall, watch_board(board, on_done=_trial_done(overall, cfg.sweep.metric)):
-            grid = tuner.fit()
+            with tune_leaves_sigint():
+                grid = tuner.fit()
         stopped.wait_until_freed()
         outcome = _finish(cfg, grid, space, parent_run_id, out)
     write_record(out, fingerprint, outcome)
     publish(out, *SWEEP_REPORT, SWEEP_STATE, RECORD_FILE)
     note_kept(f"sweep ({out})")
     return outcome
+
+
+@contextmanager
+def tune_leaves_sigint() -> Iterator[None]:
+    """Tune's own SIGINT handler would turn Ctrl-C into "Resume experiment with: Tuner.restore(...)";
+    rt-ray's (cli._first_interrupt) ends every command the same way. Tune reads this variable when
+    fit() starts, so it is set for that call only (a caller's own value stands)."""
+    if "TUNE_DISABLE_SIGINT_HANDLER" in os.environ:
+        yield
+        return
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
 
 
 def forget_sweep(sweep_dir: str | Path) -> None:
@@ -290,21 +305,6 @@ def _trial_done(overall, metric: str):
     return announce
 
 
-@contextmanager
-def _parent_run(cfg: RtRayConfig, out: Path, fingerprint: str) -> Iterator[str]:
-    """The sweep's MLflow parent run: the interrupted one again when the same sweep resumes, so its
-    trials stay together; a new one otherwise."""
-    state_path = out / SWEEP_STATE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    if state.get("fingerprint") == fingerprint and state.get("parent_run_id"):
-        with tracking.resumed_run(cfg.tracking, state["parent_run_id"]) as run_id:
-            yield run_id
-        return
-    with tracking.tracked_run(cfg, stage="sweep", run_name=f"{cfg.run_name}-sweep") as run_id:
-        state_path.write_text(json.dumps({"parent_run_id": run_id, "fingerprint": fingerprint}))
-        yield run_id
-
-
 def _trainable(base_config: dict, parent_run_id: str, teacher_fingerprint: str, board):
     import ray.tune
 
@@ -336,7 +336,7 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: s
     knobs = other_knobs(space)
     plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / SWEEP_REPORT[0])
     (out / "results.json").write_text(json.dumps(ranked, indent=2))
-    (out / "results.md").write_text(results_markdown(ranked, knobs) + stopped_markdown(stopped, knobs))
+    (out / "results.md").write_text(results_table(ranked, knobs, cfg.sweep.metric).markdown() + stopped_markdown(stopped, knobs))
     best = ranked[0]
     version = None
     with tracking.resumed_run(cfg.tracking, best["mlflow_run_id"]):
@@ -352,25 +352,12 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: s
             "champion_version": version, "parent_run_id": parent_run_id}  # fmt: skip
 
 
-def results_table(ranked: list[dict], knobs: list[str], metric: str) -> Table:
-    table = Table(title=f"sweep results, ranked by {metric}")
-    for column in ("rank", "D", *knobs, "train samples", "validation acc", "test acc", "time s"):
-        table.add_column(column)
-    for rank, trial in enumerate(ranked, 1):
-        table.add_row(str(rank), str(trial["params"]["degree"]), *(str(trial["params"].get(k)) for k in knobs),
-                      str(trial["train_samples"]), f"{trial['validation_accuracy']:.3f}", f"{trial['test_accuracy']:.3f}",
-                      f"{trial['trial_time_s']:.0f}")  # fmt: skip
-    return table
-
-
-def results_markdown(ranked: list[dict], knobs: list[str]) -> str:
-    header = ["rank", "D", *knobs, "train samples", "validation acc", "test acc", "time s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, t in enumerate(ranked, 1):
-        cells = [rank, t["params"]["degree"], *(t["params"].get(k) for k in knobs), t["train_samples"],
-                 f"{t['validation_accuracy']:.3f}", f"{t['test_accuracy']:.3f}", f"{t['trial_time_s']:.0f}"]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+def results_table(ranked: list[dict], knobs: list[str], metric: str) -> TableSpec:
+    """The trials, best first: the console's table and results.md's."""
+    rows = [[str(rank), str(t["params"]["degree"]), *(str(t["params"].get(k)) for k in knobs), str(t["train_samples"]),
+             f"{t['validation_accuracy']:.3f}", f"{t['test_accuracy']:.3f}", f"{t['trial_time_s']:.0f}"]
+            for rank, t in enumerate(ranked, 1)]  # fmt: skip
+    return TableSpec(f"sweep results, ranked by {metric}", ["rank", "D", *knobs, "train samples", "validation acc", "test acc", "time s"], rows)
 
 
 def stopped_markdown(stopped: list[dict], knobs: list[str]) -> str:
@@ -378,9 +365,7 @@ def stopped_markdown(stopped: list[dict], knobs: list[str]) -> str:
     if not stopped:
         return ""
     header = ["D", *knobs, "stopped at step", "validation acc", "steps saved"]
-    lines = ["", f"Stopped early by ASHA: {len(stopped)} trials, {sum(t['steps_saved'] for t in stopped)} training steps saved.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
-    for t in stopped:
-        cells = [t["params"]["degree"], *(t["params"].get(k) for k in knobs), t["step"], f"{t['validation_accuracy']:.3f}", t["steps_saved"]]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[t["params"]["degree"], *(t["params"].get(k) for k in knobs), t["step"], f"{t['validation_accuracy']:.3f}", t["steps_saved"]]
+            for t in stopped]  # fmt: skip
+    saved = sum(t["steps_saved"] for t in stopped)
+    return f"\nStopped early by ASHA: {len(stopped)} trials, {saved} training steps saved.\n\n" + markdown_table(header, rows)

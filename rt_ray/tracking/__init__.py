@@ -10,6 +10,7 @@ SQLite store (``./mlflow.db``, artifacts under ``./mlartifacts``).
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -123,6 +124,19 @@ def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
         if _invocation_tags:
             mlflow.set_tags(_invocation_tags)  # this invocation works in it now (see end_interrupted_runs)
         yield run_id
+
+
+def recorded_parent_run(cfg: RtRayConfig, state_path: Path, stage: str, fingerprint: str | None = None) -> str:
+    """A resumable stage's MLflow parent run (a sweep's, an experiment's): the one ``state_path`` records
+    when the same work resumes (the same ``fingerprint``), so that its children stay together; else a
+    new one, recorded there beside whatever else the file holds. Resume it to log into it."""
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state.get("parent_run_id") and state.get("fingerprint") == fingerprint:
+        return state["parent_run_id"]
+    with tracked_run(cfg, stage=stage, run_name=f"{cfg.run_name}-{stage}") as run_id:
+        pass
+    state_path.write_text(json.dumps({**state, "parent_run_id": run_id, "fingerprint": fingerprint}))
+    return run_id
 
 
 def end_run(cfg: TrackingConfig, run_id: str, status: str) -> None:

@@ -48,7 +48,7 @@ def test_sweep_to_s3_makes_nested_runs_a_plot_and_a_champion_and_keeps_tune_stat
     from rt_ray.storage import remote_files
 
     output = sweep_tree["sweep"]["output_dir"] = f"{s3_bucket}/sweep-{tmp_path.name}"
-    outcome = run_sweep(parse_config(sweep_tree))
+    outcome = run_sweep(parse_config(sweep_tree).with_absolute_paths())
     stored = remote_files(output)
     assert {"results.md", "results.json", "accuracy_vs_degree.png", RECORD_FILE} <= set(stored), sorted(stored)
     assert any(name.startswith("tune/") for name in stored), "Tune's experiment state is in the bucket"
@@ -122,7 +122,7 @@ def test_asha_stops_the_trial_that_trails_at_a_rung_ends_its_run_and_frees_its_w
     # 300 steps: a stopped trial's remaining ones take ~15 s here, longer than a stop takes to arrive
     sweep_tree["train"].update(max_steps=300, lr=0.01, batch_size=8)
     sweep_tree["sweep"].update(degrees=[2], lrs=[0.01, 1e-6], scheduler="asha", report_every_steps=60, validation_size=30)
-    outcome = run_sweep(parse_config(sweep_tree))
+    outcome = run_sweep(parse_config(sweep_tree).with_absolute_paths())
 
     assert [t["params"]["lr"] for t in outcome["trials"]] == [0.01]
     (stopped,) = outcome["stopped_early"]
