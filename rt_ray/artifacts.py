@@ -60,6 +60,19 @@ def write_jsonl(path: Path, records) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
+def read_jsonl(path: Path, missing_ok: bool = False) -> list[dict]:
+    """The records of a JSON-lines file rt-ray wrote; [] for a missing file when ``missing_ok``."""
+    if missing_ok and not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """One record at the end of a JSON-lines log (a line is written whole or, after a crash, is the last)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 def record_schema():
     """The Arrow schema of a teacher record (one rationale, judged), as filtered.parquet stores it.
     Fixed here rather than inferred, so that parquet written in chunks has one schema."""

@@ -326,14 +326,14 @@ def sweep(config: Optional[Path] = ConfigOption, set_: Optional[List[str]] = Set
     from rt_ray.sweep.tuner import results_table, run_sweep
 
     cfg, outcome = _run_stage("sweep", config, set_, verbose, run_sweep)
-    report().print(results_table(outcome["trials"], outcome["knobs"], cfg.sweep.metric).rich())
-    if outcome.get("stopped_early"):
-        status().print(f"{len(outcome['stopped_early'])} trials stopped early by ASHA, {outcome['steps_saved']} training "
+    report().print(results_table(outcome.trials, outcome.knobs, cfg.sweep.metric).rich())
+    if outcome.stopped_early:
+        status().print(f"{len(outcome.stopped_early)} trials stopped early by ASHA, {outcome.steps_saved} training "
                        f"steps saved (listed in results.md)")  # fmt: skip
-    best = outcome["trials"][0]
-    status().print(f"plot in [bold]{outcome['plot']}[/bold]; champion: D={best['params']['degree']} "
-                   f"({cfg.sweep.metric} {best[cfg.sweep.metric]:.3f}) -> models:/{cfg.student.registered_name}@champion "
-                   f"(version {outcome['champion_version']})")
+    best = outcome.best
+    status().print(f"plot in [bold]{outcome.plot}[/bold]; champion: D={best.degree} "
+                   f"({cfg.sweep.metric} {best.metric(cfg.sweep.metric):.3f}) -> models:/{cfg.student.registered_name}@champion "
+                   f"(version {outcome.champion_version})")
 
 
 @app.command()

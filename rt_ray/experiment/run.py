@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rt_ray import tracking
+from rt_ray.artifacts import append_jsonl, read_jsonl
 from rt_ray.axes import check_axes, questions_beyond, student_config
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept
@@ -66,10 +67,7 @@ def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
     stats = generate(cfg, parent_run_id=parent_run_id).stats
     test_dir = Path(cfg.generation.output_dir).parent / "teacher_test"
     on_test = generate(cfg.with_values(generation={"split": "test", "degree": 1, "output_dir": str(test_dir)}), parent_run_id=parent_run_id)
-    right = {}
-    for line in (test_dir / "rationales.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        right[record["question_id"]] = bool(record["correct"])
+    right = {record["question_id"]: bool(record["correct"]) for record in read_jsonl(test_dir / "rationales.jsonl")}
     test = load_task_data(cfg.task).test
     outcomes = outcome_string([{"correct": right.get(s.id, False)} for s in test])  # a failed question counts as wrong
     diversity = {k: stats[k] for k in (*TEACHER_STATS, *TEACHER_SPEND) if k in stats}
@@ -124,15 +122,6 @@ def trained_run(cfg: RtRayConfig, label: str, point: Point, parent_run_id: str) 
             "steps": result.metrics.get("step"), **{k: result.metrics[k] for k in STOPPING if k in result.metrics}}  # fmt: skip
 
 
-def read_records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def append_record(path: Path, record: dict) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
 def run_experiment(cfg: RtRayConfig) -> dict:
     """``_run_experiment``, as the one run writing experiment.output_dir."""
     from rt_ray.locks import output_lock
@@ -155,7 +144,7 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     ensure_ray(cfg.ray)
     parent_run_id = tracking.recorded_parent_run(cfg, out / STATE_FILE, "experiment")
     runs_path = out / RUNS_FILE
-    records = read_records(runs_path)
+    records = read_jsonl(runs_path, missing_ok=True)
     done = {Point.of(r).key(r["task"]) for r in records}
     reused = len(done)
     names = methods(exp.degrees)
@@ -183,7 +172,7 @@ def run_points(todo: list, configs: dict, budget: "RunBudget", parent_run_id: st
             progress.update(description=f"{label}: {point.describe()}")
             with budget.timing():
                 record = {"task": label, **point.fields(), **run_point(configs[label], label, point, parent_run_id)}
-            append_record(runs_path, record)
+            append_jsonl(runs_path, record)
             records.append(record)
             note_kept(f"{label} {point.describe()}")
             progress.advance()

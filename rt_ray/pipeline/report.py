@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from rt_ray.results import Baselines, Champion
 from rt_ray.tables import TableSpec
 
 TEACHER_KEYS = ("questions", "rationales", "rationales_kept", "teacher_accuracy", "requests_sent", "cache_hits",
                 "retries", "cost_usd", "wall_s")  # fmt: skip
 
 
-def accuracy_rows(teacher_stats: dict, champion: dict, baselines: dict) -> list[dict]:
-    """Teacher, baselines and the champion on one scale: test accuracy (the teacher's on the train split,
-    the only questions it answered)."""
-    rows = [{"method": "teacher (train split)", "accuracy": teacher_stats.get("teacher_accuracy"), "n": teacher_stats.get("questions")}]
+def accuracy_entries(teacher_stats: dict, champion: Champion, baselines: Baselines | None) -> list[tuple[str, dict]]:
+    """Teacher, baselines and the champion on one scale, each as (its MLflow metric's stem, its report
+    row): test accuracy (the teacher's on the train split, the only questions it answered)."""
+    entries = [("teacher", {"method": "teacher (train split)", "accuracy": teacher_stats.get("teacher_accuracy"), "n": teacher_stats.get("questions")})]
     for method in ("zero_shot", "vanilla"):
-        if method in baselines:
-            rows.append({"method": method, "accuracy": baselines[method]["accuracy"], "n": baselines[method]["n"]})
-    rows.append({"method": f"champion ({champion['label']})", "accuracy": champion["accuracy"], "n": champion["n"]})
-    return rows
+        score = getattr(baselines, method) if baselines else None
+        if score is not None:
+            entries.append((method, {"method": method, "accuracy": score.accuracy, "n": score.n}))
+    entries.append(("champion", {"method": f"champion ({champion.label})", "accuracy": champion.score.accuracy, "n": champion.score.n}))
+    return entries
+
+
+def accuracy_rows(teacher_stats: dict, champion: Champion, baselines: Baselines | None) -> list[dict]:
+    return [row for _, row in accuracy_entries(teacher_stats, champion, baselines)]
+
+
+def accuracy_metrics(teacher_stats: dict, champion: Champion, baselines: Baselines | None) -> dict[str, float]:
+    """``teacher_accuracy``, ``zero_shot_accuracy``, ``vanilla_accuracy``, ``champion_accuracy``: the same rows, for MLflow."""
+    return {f"{key}_accuracy": row["accuracy"] for key, row in accuracy_entries(teacher_stats, champion, baselines)}
 
 
 def _fmt(value) -> str:

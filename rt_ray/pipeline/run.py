@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -21,11 +21,12 @@ from rt_ray.console import note_kept, report as report_console
 from rt_ray.errors import UserError
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
 from rt_ray.pipeline.report import (
-    SIMULATED, accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,
+    SIMULATED, accuracy_metrics, accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,
 )  # fmt: skip
 from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
 from rt_ray.progress import say
 from rt_ray.records import forget_record, read_record, write_record
+from rt_ray.results import Baselines, Champion, Score, SweepResult, TrialResult
 from rt_ray.storage import local_dir
 
 
@@ -34,16 +35,6 @@ COST_METRICS = ("teacher_usd_per_1k_answers", "student_usd_per_1k_answers", "dis
 
 class PipelineStopped(UserError, RuntimeError):
     """The teacher stage stopped early (spending cap); nothing after it can run yet."""
-
-
-@dataclass
-class Champion:
-    model_dir: str
-    label: str
-    accuracy: float
-    n: int
-    overrides: dict  # train-section values it was trained with, so baselines get the same budget
-    train_time_s: float = 0.0
 
 
 def teacher_stage(cfg: RtRayConfig, rerun_from: str | None) -> tuple[RtRayConfig, dict]:
@@ -59,15 +50,12 @@ def teacher_stage(cfg: RtRayConfig, rerun_from: str | None) -> tuple[RtRayConfig
     return cfg, stats
 
 
-def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tuple[Champion, dict]:
+def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tuple[Champion, SweepResult | None]:
     if cfg.pipeline.sweep:
         from rt_ray.sweep.tuner import run_sweep
 
-        outcome = run_sweep(cfg, teacher_stats=teacher_stats)
-        best = outcome["trials"][0]
-        overrides = {k: best["params"][k] for k in ("lr", "max_steps") if k in best["params"]}
-        champion = Champion(best["model_dir"], f"Fine-tune-CoT, D={best['params']['degree']}", best["test_accuracy"], 0, overrides)
-        return champion, outcome
+        sweep = run_sweep(cfg, teacher_stats=teacher_stats)
+        return Champion.of_trial(sweep.best), sweep
     from rt_ray.student.stage import run_train_stage
 
     summary = read_record(cfg.train.output_dir, fingerprint)
@@ -81,10 +69,11 @@ def student_stage(cfg: RtRayConfig, teacher_stats: dict, fingerprint: str) -> tu
     note_kept(f"student ({summary['model_dir']})")
     label = f"Fine-tune-CoT, D={cfg.generation.degree}" if summary["format"] == "ft_cot" else summary["format"]
     train_time_s = summary["train"]["wall_s"]  # the workers' whole run, start-up included: what was paid for
-    return Champion(summary["model_dir"], label, summary["test"]["accuracy"], summary["test"]["n"], {}, train_time_s), {}
+    score = Score(summary["test"]["accuracy"], summary["test"]["n"])
+    return Champion(summary["model_dir"], label, summary["format"], score, {}, train_time_s), None
 
 
-def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> dict:
+def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> Baselines:
     """Zero-shot and vanilla (answer-only, same step budget) students, beside the champion re-scored."""
     from rt_ray.student.stage import run_evaluate_stage
 
@@ -97,10 +86,7 @@ def baseline_stage(cfg: RtRayConfig, champion: Champion, fingerprint: str) -> di
         results = run_evaluate_stage(eval_cfg, model_dir=champion.model_dir, baselines=True)["results"]
         write_record(out, fingerprint, results)
     note_kept(f"baselines ({out})")
-    results = dict(results)
-    scored = results.pop(next(iter(results)))  # the champion's own format comes first
-    champion.accuracy, champion.n = scored["accuracy"], scored["n"]
-    return results
+    return Baselines.from_results(results, champion.format)
 
 
 def deploy_stage(cfg: RtRayConfig, champion: Champion) -> tuple[str, list[dict], dict | None]:
@@ -158,16 +144,16 @@ def teacher_test_stage(cfg: RtRayConfig, rerun_from: str | None) -> dict:
     return finished_or_generate(on_test, 1, rerun=reruns("teacher", rerun_from))
 
 
-def training_seconds(sweep: dict, student_summary_s: float) -> float:
+def training_seconds(sweep: SweepResult | None, student_summary_s: float) -> float:
     """What the distillation's training took: every sweep trial (all were paid for), or the one run."""
-    return sum(t["trial_time_s"] for t in sweep["trials"]) if sweep else student_summary_s
+    return sum(t.trial_time_s for t in sweep.trials) if sweep else student_summary_s
 
 
 def the_cost_case(cfg: RtRayConfig, teacher_test: dict, teacher_stats: dict, champion: Champion, probe: dict,
                   training_s: float) -> CostCase:  # fmt: skip
     return CostCase(
         TeacherOnTest(teacher_test["teacher_accuracy"], teacher_test["questions"], teacher_test["cost_usd"]),
-        ServedStudent(champion.accuracy, **probe, usd_per_hour=cfg.serve.usd_per_hour),
+        ServedStudent(champion.score.accuracy, **probe, usd_per_hour=cfg.serve.usd_per_hour),
         Distillation(teacher_stats["cost_usd"], training_s, cfg.train.usd_per_hour),
     )
 
@@ -206,7 +192,10 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
         cfg, teacher_stats = teacher_stage(cfg, rerun_from)
         student_fp = student_fingerprint(cfg, teacher_stats["teacher_fingerprint"])
         champion, sweep = student_stage(cfg, teacher_stats, student_fp)
-        baselines = baseline_stage(cfg, champion, baselines_fingerprint(cfg, student_fp)) if cfg.pipeline.baselines else {}
+        baselines = None
+        if cfg.pipeline.baselines:
+            baselines = baseline_stage(cfg, champion, baselines_fingerprint(cfg, student_fp))
+            champion = champion.rescored(baselines.champion)
         endpoint, samples, probe = (None, [], None)
         if cfg.pipeline.deploy:
             endpoint, samples, probe = deploy_stage(cfg, champion)
@@ -216,13 +205,14 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
             cost = the_cost_case(cfg, teacher_test, teacher_stats, champion, probe, training_seconds(sweep, champion.train_time_s))
         report = {
             "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
-            "teacher": teacher_stats, "sweep": sweep.get("trials", []), "sweep_knobs": sweep.get("knobs", []), "sweep_markdown": _sweep_markdown(cfg),
-            "sweep_metric": cfg.sweep.metric, "accuracy": accuracy_rows(teacher_stats, champion.__dict__, baselines),
-            "champion": champion.__dict__, "endpoint": endpoint, "samples": samples,
+            "teacher": teacher_stats, "sweep": [asdict(t) for t in sweep.trials] if sweep else [], "sweep_knobs": list(sweep.knobs) if sweep else [],
+            "sweep_markdown": _sweep_markdown(cfg), "sweep_metric": cfg.sweep.metric,
+            "accuracy": accuracy_rows(teacher_stats, champion, baselines),
+            "champion": champion.as_report(), "endpoint": endpoint, "samples": samples,
             "cost_case": cost.as_dict() if cost else None, "cost_rows": cost.rows() if cost else [],
             "report_dir": str(cfg.pipeline.output_dir),
         }  # fmt: skip
-        write_report(cfg, report, sweep.get("plot"))
+        write_report(cfg, report, accuracy_metrics(teacher_stats, champion, baselines), sweep.plot if sweep else None)
         show_report(report)
         return report
     finally:
@@ -237,14 +227,14 @@ def _sweep_markdown(cfg: RtRayConfig) -> str | None:
     return path.read_text() if cfg.pipeline.sweep and path.is_file() else None
 
 
-def write_report(cfg: RtRayConfig, report: dict, plot: str | None) -> None:
+def write_report(cfg: RtRayConfig, report: dict, accuracy_metrics: dict, plot: str | None) -> None:
     out = Path(cfg.pipeline.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "report.md").write_text(report_markdown(report))
     with tracking.tracked_run(cfg, stage="pipeline") as run_id:
         report["mlflow_run_id"] = run_id
-        tracking.log_metrics({f"{row['method'].split(' ')[0]}_accuracy": row["accuracy"] for row in report["accuracy"]})
+        tracking.log_metrics(accuracy_metrics)
         tracking.log_metrics({"wall_s": report["wall_s"], "teacher_requests_sent": report["teacher"].get("requests_sent", 0)})
         if report["cost_case"]:
             tracking.log_metrics({key: report["cost_case"][key] for key in COST_METRICS if report["cost_case"][key] is not None})
@@ -262,7 +252,8 @@ def show_report(report: dict) -> None:
         printer.print(SIMULATED)
     printer.print(teacher_table(report["teacher"]).rich())
     if report["sweep"]:
-        printer.print(results_table(report["sweep"], report["sweep_knobs"], report["sweep_metric"]).rich())
+        trials = tuple(TrialResult(**t) for t in report["sweep"])
+        printer.print(results_table(trials, report["sweep_knobs"], report["sweep_metric"]).rich())
     printer.print(accuracy_table(report["accuracy"], report["task"]).rich())
     if report["cost_case"]:
         printer.print(cost_table(report["cost_rows"]).rich())

@@ -12,7 +12,6 @@ folder is uploaded beside them (rt_ray/storage.py).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -28,7 +27,7 @@ from rt_ray.student.deepspeed_config import build_deepspeed_config
 from rt_ray.student.models import load_tokenizer, require_peft, student_spec
 from rt_ray.student.train_loop import LoopConfig, ValidationPlan
 from rt_ray.tasks import answer_type_of, load_task_data
-from rt_ray.artifacts import file_sha256, read_finished_generation
+from rt_ray.artifacts import file_sha256, read_finished_generation, read_jsonl
 from rt_ray.storage import is_remote, join, local_dir, publish, ray_storage_path, remote_files
 
 
@@ -54,7 +53,7 @@ def read_filtered(cfg: RtRayConfig) -> tuple[list[dict], dict]:
         raise TrainingDataError(f"generation.output_dir {cfg.generation.output_dir} holds the teacher's answers to the "
                                 f"{stats['split']} split, which a student never trains on; make one with generation.split: train")  # fmt: skip
     path = Path(cfg.generation.output_dir) / "filtered.jsonl"
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_jsonl(path)
     lineage = {
         "generation_run_id": stats.get("mlflow_run_id", ""),
         "filtered_sha256": file_sha256(path),

@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -35,6 +36,7 @@ from rt_ray.config import RtRayConfig, apply_override, parse_config
 from rt_ray.console import note_kept
 from rt_ray.progress import bar, new_board, post_progress, say, watch_board
 from rt_ray.records import RECORD_FILE, forget_record, read_record, write_record
+from rt_ray.results import StoppedTrial, SweepResult, TrialResult
 from rt_ray.storage import join, local_dir, publish, ray_storage_path
 from rt_ray.tables import TableSpec, markdown_table
 from rt_ray.sweep.space import (
@@ -108,7 +110,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     ray.tune.report(outcome)
 
 
-def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
+def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> SweepResult:
     """``_run_sweep``, as the one run writing sweep.output_dir."""
     from rt_ray.locks import output_lock
 
@@ -116,7 +118,7 @@ def run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
         return _run_sweep(cfg, teacher_stats)
 
 
-def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
+def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> SweepResult:
     """Sweep, or return the outcome of the finished sweep with the same inputs (``forget_sweep``
     makes it train every trial again). Rationales come from ``teacher_stats``'s finished set, else are generated
     once at the largest D (a finished set with the same teacher inputs is reused)."""
@@ -135,7 +137,8 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
     fingerprint = cfg.fingerprint_of(*TRIAL_INPUTS, "sweep", upstream=upstream)
     finished = read_record(out, fingerprint)
     if finished is not None:
-        say(f"sweep: reusing the finished sweep in {out} ({len(finished['trials'])} trials)")
+        finished = SweepResult.from_record(finished)
+        say(f"sweep: reusing the finished sweep in {out} ({len(finished.trials)} trials)")
         note_kept(f"sweep ({out})")
         return finished
     tree = cfg.with_values(generation={"degree": max(space["degree"])}).model_dump(mode="json")
@@ -163,7 +166,7 @@ def _run_sweep(cfg: RtRayConfig, teacher_stats: dict | None = None) -> dict:
                 grid = tuner.fit()
         stopped.wait_until_freed()
         outcome = _finish(cfg, grid, space, parent_run_id, out)
-    write_record(out, fingerprint, outcome)
+    write_record(out, fingerprint, outcome.as_record())
     publish(out, *SWEEP_REPORT, SWEEP_STATE, RECORD_FILE)
     note_kept(f"sweep ({out})")
     return outcome
@@ -316,7 +319,7 @@ def _trainable(base_config: dict, parent_run_id: str, teacher_fingerprint: str, 
     return ray.tune.with_resources(trainable, {"CPU": 0, "memory": 256 * 2**20})
 
 
-def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: str | Path) -> dict:
+def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: str | Path) -> SweepResult:
     metric = cfg.sweep.metric
     out = local_dir(location)
     trials, stopped = [], []
@@ -335,27 +338,25 @@ def _finish(cfg: RtRayConfig, grid, space: dict, parent_run_id: str, location: s
     ranked = results_rows(trials, metric)
     knobs = other_knobs(space)
     plot = plot_accuracy_vs_degree(ranked, knobs, metric, out / SWEEP_REPORT[0])
+    result = SweepResult(tuple(TrialResult(**t) for t in ranked), tuple(knobs), str(plot), parent_run_id, None,
+                         tuple(StoppedTrial(**t) for t in stopped))  # fmt: skip
     (out / "results.json").write_text(json.dumps(ranked, indent=2))
-    (out / "results.md").write_text(results_table(ranked, knobs, cfg.sweep.metric).markdown() + stopped_markdown(stopped, knobs))
-    best = ranked[0]
-    version = None
-    with tracking.resumed_run(cfg.tracking, best["mlflow_run_id"]):
-        version = tracking.log_student_model(best["model_dir"], cfg.student.registered_name)
+    (out / "results.md").write_text(results_table(result.trials, knobs, metric).markdown() + stopped_markdown(stopped, knobs))
+    with tracking.resumed_run(cfg.tracking, result.best.mlflow_run_id):
+        version = tracking.log_student_model(result.best.model_dir, cfg.student.registered_name)
     tracking.set_alias(cfg.tracking, cfg.student.registered_name, "champion", version)
-    steps_saved = sum(t["steps_saved"] for t in stopped)
     with tracking.resumed_run(cfg.tracking, parent_run_id):
-        tracking.log_metrics({f"best_{metric}": best[metric], "trials": len(ranked), "trials_stopped_early": len(stopped),
-                              "steps_saved": steps_saved})  # fmt: skip
+        tracking.log_metrics({f"best_{metric}": result.best.metric(metric), "trials": len(ranked), "trials_stopped_early": len(stopped),
+                              "steps_saved": result.steps_saved})  # fmt: skip
         for path in (plot, out / "results.json", out / "results.md"):
             tracking.log_artifact(path, artifact_path="sweep")
-    return {"trials": ranked, "stopped_early": stopped, "steps_saved": steps_saved, "knobs": knobs, "plot": str(plot),
-            "champion_version": version, "parent_run_id": parent_run_id}  # fmt: skip
+    return replace(result, champion_version=version)
 
 
-def results_table(ranked: list[dict], knobs: list[str], metric: str) -> TableSpec:
+def results_table(ranked: tuple[TrialResult, ...], knobs: tuple[str, ...] | list[str], metric: str) -> TableSpec:
     """The trials, best first: the console's table and results.md's."""
-    rows = [[str(rank), str(t["params"]["degree"]), *(str(t["params"].get(k)) for k in knobs), str(t["train_samples"]),
-             f"{t['validation_accuracy']:.3f}", f"{t['test_accuracy']:.3f}", f"{t['trial_time_s']:.0f}"]
+    rows = [[str(rank), str(t.degree), *(str(t.params.get(k)) for k in knobs), str(t.train_samples),
+             f"{t.validation_accuracy:.3f}", f"{t.test_accuracy:.3f}", f"{t.trial_time_s:.0f}"]
             for rank, t in enumerate(ranked, 1)]  # fmt: skip
     return TableSpec(f"sweep results, ranked by {metric}", ["rank", "D", *knobs, "train samples", "validation acc", "test acc", "time s"], rows)
 

@@ -86,7 +86,8 @@ def field_value(record: dict, path: str) -> Any:
     return value
 
 
-def read_records(path: Path) -> list[dict]:
+def read_task_file(path: Path) -> list[dict]:
+    """A dataset file's records (a JSON list or JSON lines); a missing or unreadable file is the user's to fix."""
     if not path.is_file():
         raise TaskDataError(f"dataset file not found: {path} (set task.data_dir, or task.from_hub: true)")
     text = path.read_text()
@@ -151,9 +152,9 @@ def load_from_files(task: str, data_dir: Path, field_map: dict[str, str]):
     fields = {**spec.fields, **field_map}
     folder = Path(data_dir) / task
     if spec.all_file:
-        return to_samples(task, read_records(folder / spec.all_file), spec, fields)
-    train = read_records(folder / spec.train_file)
-    test = read_records(folder / spec.test_file)
+        return to_samples(task, read_task_file(folder / spec.all_file), spec, fields)
+    train = read_task_file(folder / spec.train_file)
+    test = read_task_file(folder / spec.test_file)
     return to_samples(task, train, spec, fields), to_samples(task, test, spec, fields, offset=len(train))
 
 

@@ -55,21 +55,21 @@ def test_sweep_to_s3_makes_nested_runs_a_plot_and_a_champion_and_keeps_tune_stat
     models = [name for name in stored if name.startswith("trials/") and name.endswith("/model/model.safetensors")]
     checkpoints = {name.split("/")[1] for name in stored if "/ray_train/" in name and "/checkpoint_" in name}
     assert len(models) == 2 and len(checkpoints) == 2, sorted(stored)
-    assert all(outcome_trial["model_dir"].startswith(output) for outcome_trial in outcome["trials"])
-    assert sorted(t["params"]["degree"] for t in outcome["trials"]) == [1, 2]
-    children = child_runs(sweep_tree, outcome["parent_run_id"])
+    assert all(outcome_trial.model_dir.startswith(output) for outcome_trial in outcome.trials)
+    assert sorted(t.params["degree"] for t in outcome.trials) == [1, 2]
+    children = child_runs(sweep_tree, outcome.parent_run_id)
     assert sorted(int(r.data.metrics["degree"]) for r in children) == [1, 2]
     for run in children:
         assert "validation_accuracy" in run.data.metrics and run.data.params["task.name"] == "coin_flip"
-    assert Path(outcome["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(outcome.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=sweep_tree["tracking"]["tracking_uri"])
     champion = client.get_model_version_by_alias("sweep-it", "champion")
-    best = outcome["trials"][0]
-    assert champion.run_id == best["mlflow_run_id"]
-    assert best["validation_accuracy"] == max(t["validation_accuracy"] for t in outcome["trials"])
+    best = outcome.trials[0]
+    assert champion.run_id == best.mlflow_run_id
+    assert best.validation_accuracy == max(t.validation_accuracy for t in outcome.trials)
 
 
 def test_ctrl_c_after_the_first_trial_stops_cleanly_and_the_printed_command_trains_only_the_rest(sweep_tree, tmp_path):
@@ -124,12 +124,12 @@ def test_asha_stops_the_trial_that_trails_at_a_rung_ends_its_run_and_frees_its_w
     sweep_tree["sweep"].update(degrees=[2], lrs=[0.01, 1e-6], scheduler="asha", report_every_steps=60, validation_size=30)
     outcome = run_sweep(parse_config(sweep_tree).with_absolute_paths())
 
-    assert [t["params"]["lr"] for t in outcome["trials"]] == [0.01]
-    (stopped,) = outcome["stopped_early"]
-    assert stopped["params"]["lr"] == 1e-6 and stopped["step"] < 300 and stopped["steps_saved"] == 300 - stopped["step"]
-    assert outcome["steps_saved"] == stopped["steps_saved"]
+    assert [t.params["lr"] for t in outcome.trials] == [0.01]
+    (stopped,) = outcome.stopped_early
+    assert stopped.params["lr"] == 1e-6 and stopped.step < 300 and stopped.steps_saved == 300 - stopped.step
+    assert outcome.steps_saved == stopped.steps_saved
     assert "Stopped early by ASHA: 1 trials" in (Path(sweep_tree["sweep"]["output_dir"]) / "results.md").read_text()
-    runs = {float(r.data.params["train.lr"]): r for r in child_runs(sweep_tree, outcome["parent_run_id"])}
+    runs = {float(r.data.params["train.lr"]): r for r in child_runs(sweep_tree, outcome.parent_run_id)}
     assert runs[1e-6].info.status == "KILLED" and runs[0.01].info.status == "FINISHED"
     client = MlflowClient(tracking_uri=sweep_tree["tracking"]["tracking_uri"])
     curve = client.get_metric_history(runs[0.01].info.run_id, "validation_accuracy")
