@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from rt_ray.config import ConfigError, RtRayConfig, load_config
-from rt_ray.console import kept, log_path, quiet_output, report, start_command, status
+from rt_ray.console import command_session, kept, log_path, quiet_output, report, status
 from rt_ray.errors import UserError
 
 T = TypeVar("T")
@@ -160,15 +160,12 @@ def _run_stage(command: str, config: Optional[Path], overrides: Optional[List[st
                stage: Callable[[RtRayConfig], T]) -> tuple[RtRayConfig, T]:  # fmt: skip
     """Load the config, then run the stage with rt-ray's console: Ray's and the libraries' output in
     the log file (unless -v), known errors as one line (exit 2), Ctrl-C as one line (exit 130)."""
-    from rt_ray import tracking
 
     cfg = _load(config, overrides)
-    start_command()
     invocation = uuid.uuid4().hex[:12]
-    tracking.tag_new_runs({"rt_ray.invocation": invocation})
     signal.signal(signal.SIGINT, _first_interrupt)  # the sweep keeps Tune's own off it (tuner.tune_leaves_sigint)
     quiet = nullcontext() if verbose else quiet_output(_log_file(cfg, command))
-    with quiet:
+    with command_session(run_tags={"rt_ray.invocation": invocation}), quiet:
         if log_path():
             status().print(f"[dim]rt-ray {command}: Ray's and the libraries' output goes to {log_path()} (-v shows it here)[/dim]",
                            soft_wrap=True)  # fmt: skip
@@ -380,9 +377,9 @@ def pipeline(
         raise typer.Exit(2)
     rerun_from = STAGES[0] if force else from_stage
 
-    def pipeline_then_serve(cfg: RtRayConfig) -> dict:
+    def pipeline_then_serve(cfg: RtRayConfig):
         outcome = run_pipeline(cfg, rerun_from=rerun_from)
-        if cfg.pipeline.keep_serving and outcome.get("endpoint"):
+        if cfg.pipeline.keep_serving and outcome.endpoint:
             _serve_until_interrupted()
         return outcome
 

@@ -15,53 +15,87 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from rich.console import Console
 
-# Not a terminal (a job's log, a pipe): no screen to fit, so lines are not cut at rich's default 80 columns.
-_status = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-_report_stream: IO[str] | None = None  # None: sys.stdout as it is
-_log_path: Path | None = None
-_kept: list[str] = []
+def _terminal_status() -> Console:
+    # Not a terminal (a job's log, a pipe): no screen to fit, so lines are not cut at rich's default 80 columns.
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+@dataclass
+class CommandSession:
+    """What one command keeps for its user: the consoles, the log file its output went to, what it
+    finished (for the line an interrupted command ends with), its progress display, and the tags its
+    MLflow runs carry. ``command_session()`` makes one per command; outside a command a process has one
+    of its own (a library caller, a test)."""
+
+    status: Console = field(default_factory=_terminal_status)
+    report_stream: IO[str] | None = None  # None: sys.stdout as it is
+    log_path: Path | None = None
+    kept: list[str] = field(default_factory=list)
+    run_tags: dict[str, str] = field(default_factory=dict)
+    # The progress display: rich allows one live display at a time, so every bar of the command shares it.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    progress: Any = None
+    open_bars: int = 0
+
+
+# The command running now. One reference, swapped by command_session() (not a ContextVar: the progress
+# thread and Ray Train's fit thread must see the command that started them, and a new thread's context
+# starts empty).
+_current = CommandSession()
+
+
+def current() -> CommandSession:
+    return _current
+
+
+@contextmanager
+def command_session(run_tags: dict[str, str] | None = None) -> Iterator[CommandSession]:
+    """A fresh session for one command (one process may run several, as tests do), the previous one after."""
+    global _current
+    previous, _current = _current, CommandSession(run_tags=dict(run_tags or {}))
+    try:
+        yield _current
+    finally:
+        _current = previous
 
 
 def status() -> Console:
     """rt-ray's own lines: stage headers, progress, one-line errors (the terminal's stderr)."""
-    return _status
+    return _current.status
 
 
 def report(width: int = 120) -> Console:
     """Tables and reports (the terminal's stdout)."""
-    return Console(file=_report_stream or sys.stdout, width=width)
+    return Console(file=_current.report_stream or sys.stdout, width=width)
 
 
 def log_path() -> Path | None:
     """The log file of this command, where Ray's and the libraries' output went (None with -v)."""
-    return _log_path
+    return _current.log_path
 
 
 def note_kept(what: str) -> None:
     """Record something finished and saved, for the line an interrupted command ends with."""
-    _kept.append(what)
+    _current.kept.append(what)
 
 
 def kept() -> list[str]:
-    return list(_kept)
-
-
-def start_command() -> None:
-    """A new command keeps only what it finishes itself (one process may run several, as tests do)."""
-    _kept.clear()
+    return list(_current.kept)
 
 
 @contextmanager
 def quiet_output(path: Path) -> Iterator[Path]:
     """Point descriptors 1 and 2 (and so every library and child process) at ``path``; rt-ray's
     status and report consoles keep writing to the terminal."""
-    global _report_stream, _log_path
+    session = _current
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -72,8 +106,8 @@ def quiet_output(path: Path) -> Iterator[Path]:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    previous_file = _status.file
-    _status.file, _report_stream, _log_path = terminal_err, terminal_out, path
+    previous_file = session.status.file
+    session.status.file, session.report_stream, session.log_path = terminal_err, terminal_out, path
     try:
         yield path
     finally:
@@ -85,4 +119,4 @@ def quiet_output(path: Path) -> Iterator[Path]:
         os.dup2(saved_err, 2)
         os.close(saved_out)
         os.close(saved_err)
-        _status.file, _report_stream, _log_path = previous_file, None, None
+        session.status.file, session.report_stream, session.log_path = previous_file, None, None

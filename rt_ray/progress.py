@@ -21,13 +21,9 @@ from typing import Callable, Iterator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column
 
-from rt_ray.console import status
+from rt_ray.console import current, status
 
 logger = logging.getLogger(__name__)
-
-_lock = threading.RLock()
-_progress: Progress | None = None
-_open_bars = 0
 
 
 class Bar:
@@ -52,31 +48,32 @@ def _columns() -> tuple:
 
 @contextmanager
 def bar(description: str, total: float | None, detail: str = "") -> Iterator[Bar]:
-    """A bar on the shared display, started with the first bar and stopped with the last."""
-    global _progress, _open_bars
-    with _lock:
-        if _progress is None:
+    """A bar on the command's shared display, started with the first bar and stopped with the last."""
+    session = current()
+    with session.lock:
+        if session.progress is None:
             # No redirect: on a terminal rich would otherwise route sys.stdout/sys.stderr (Ray's relayed
             # worker lines among them) through the display, past the log file.
-            _progress = Progress(*_columns(), console=status(), transient=False, redirect_stdout=False, redirect_stderr=False)
-            _progress.start()
-        _open_bars += 1
-        progress = _progress
+            session.progress = Progress(*_columns(), console=status(), transient=False, redirect_stdout=False, redirect_stderr=False)
+            session.progress.start()
+        session.open_bars += 1
+        progress = session.progress
         task_id = progress.add_task(description, total=total, detail=detail)
     try:
         yield Bar(progress, task_id)
     finally:
-        with _lock:
-            _open_bars -= 1
-            if _open_bars == 0:
+        with session.lock:
+            session.open_bars -= 1
+            if session.open_bars == 0:
                 progress.stop()
-                _progress = None
+                session.progress = None
 
 
 def say(line: str) -> None:
     """One line above the bars (or plainly, when none is shown)."""
-    with _lock:
-        (_progress.console if _progress is not None else status()).print(line, soft_wrap=True)
+    session = current()
+    with session.lock:
+        (session.progress.console if session.progress is not None else status()).print(line, soft_wrap=True)
 
 
 def training_detail(entry: dict) -> str:

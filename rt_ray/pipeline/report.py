@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from rt_ray.results import Baselines, Champion
+from dataclasses import asdict, dataclass
+
+from rt_ray.pipeline.cost import CostCase
+from rt_ray.results import Baselines, Champion, SweepResult
 from rt_ray.tables import TableSpec
 
 TEACHER_KEYS = ("questions", "rationales", "rationales_kept", "teacher_accuracy", "requests_sent", "cache_hits",
@@ -57,17 +60,53 @@ def samples_table(samples: list[dict]) -> TableSpec:
 SIMULATED = "The teacher's rationales were simulated (rt-ray teacher-sim), not a language model's."
 
 
-def report_markdown(report: dict) -> str:
-    lines = [f"# rt-ray pipeline: {report['run_name']}", "", f"Task `{report['task']}`, wall time {report['wall_s']:.0f} s.", ""]
-    lines += ["## Teacher", "", *([SIMULATED, ""] if report["teacher"].get("teacher_simulated") else []), teacher_table(report["teacher"]).markdown().rstrip()]
-    if report.get("sweep_markdown"):
-        lines += ["", "## Sweep", "", report["sweep_markdown"].rstrip()]
-    lines += ["", "## Test accuracy", "", accuracy_table(report["accuracy"], report["task"]).markdown().rstrip()]
-    if report.get("cost_case"):
-        lines += ["", "## What the student saves", "", cost_table(report["cost_rows"]).markdown().rstrip()]
-        lines += ["", *report["cost_case"]["sentences"]]
-    if report.get("endpoint"):
-        lines += ["", "## Deployment", "", f"OpenAI-compatible endpoint: `{report['endpoint']}/v1`; task endpoint `{report['endpoint']}/v1/solve`."]
-    if report.get("samples"):
-        lines += ["", samples_table(report["samples"]).markdown().rstrip()]
+@dataclass(frozen=True)
+class PipelineReport:
+    """What ``rt-ray pipeline`` found, read by both renderers (report.md and the console) and written
+    as report.json."""
+
+    run_name: str
+    task: str
+    wall_s: float
+    teacher: dict  # the teacher stage's stats.json
+    champion: Champion
+    baselines: Baselines | None = None
+    sweep: SweepResult | None = None
+    sweep_markdown: str | None = None  # the sweep's results.md, stopped trials included
+    sweep_metric: str = "validation_accuracy"
+    endpoint: str | None = None
+    samples: tuple[dict, ...] = ()  # {"question", "rationale", "answer", "gold"}
+    cost: CostCase | None = None
+    report_dir: str = ""
+
+    @property
+    def accuracy(self) -> list[dict]:
+        return accuracy_rows(self.teacher, self.champion, self.baselines)
+
+    def accuracy_metrics(self) -> dict[str, float]:
+        return accuracy_metrics(self.teacher, self.champion, self.baselines)
+
+    def as_json(self) -> dict:
+        """report.json."""
+        return {"run_name": self.run_name, "task": self.task, "wall_s": self.wall_s, "teacher": self.teacher,
+                "sweep": [asdict(t) for t in self.sweep.trials] if self.sweep else [],
+                "sweep_knobs": list(self.sweep.knobs) if self.sweep else [], "sweep_markdown": self.sweep_markdown,
+                "sweep_metric": self.sweep_metric, "accuracy": self.accuracy, "champion": self.champion.as_report(),
+                "endpoint": self.endpoint, "samples": list(self.samples), "cost_case": self.cost.as_dict() if self.cost else None,
+                "cost_rows": self.cost.rows() if self.cost else [], "report_dir": self.report_dir}  # fmt: skip
+
+
+def report_markdown(report: PipelineReport) -> str:
+    lines = [f"# rt-ray pipeline: {report.run_name}", "", f"Task `{report.task}`, wall time {report.wall_s:.0f} s.", ""]
+    lines += ["## Teacher", "", *([SIMULATED, ""] if report.teacher.get("teacher_simulated") else []), teacher_table(report.teacher).markdown().rstrip()]
+    if report.sweep_markdown:
+        lines += ["", "## Sweep", "", report.sweep_markdown.rstrip()]
+    lines += ["", "## Test accuracy", "", accuracy_table(report.accuracy, report.task).markdown().rstrip()]
+    if report.cost:
+        lines += ["", "## What the student saves", "", cost_table(report.cost.rows()).markdown().rstrip()]
+        lines += ["", *report.cost.sentences()]
+    if report.endpoint:
+        lines += ["", "## Deployment", "", f"OpenAI-compatible endpoint: `{report.endpoint}/v1`; task endpoint `{report.endpoint}/v1/solve`."]
+    if report.samples:
+        lines += ["", samples_table(list(report.samples)).markdown().rstrip()]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -21,12 +20,12 @@ from rt_ray.console import note_kept, report as report_console
 from rt_ray.errors import UserError
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, percentile
 from rt_ray.pipeline.report import (
-    SIMULATED, accuracy_metrics, accuracy_rows, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,
+    SIMULATED, PipelineReport, accuracy_table, cost_table, report_markdown, samples_table, teacher_table,
 )  # fmt: skip
 from rt_ray.pipeline.stages import baselines_fingerprint, reruns, student_fingerprint
 from rt_ray.progress import say
 from rt_ray.records import forget_record, read_record, write_record
-from rt_ray.results import Baselines, Champion, Score, SweepResult, TrialResult
+from rt_ray.results import Baselines, Champion, Score, SweepResult
 from rt_ray.storage import local_dir
 
 
@@ -177,7 +176,7 @@ def forget_stages_from(cfg: RtRayConfig, rerun_from: str | None) -> None:
         forget_record(Path(cfg.pipeline.output_dir) / "baselines")
 
 
-def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
+def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> PipelineReport:
     """Every stage in order; a stage finished earlier with the same inputs is reused, except from
     ``rerun_from`` (a name in STAGES) on."""
     import ray
@@ -203,16 +202,9 @@ def run_pipeline(cfg: RtRayConfig, rerun_from: str | None = None) -> dict:
         if probe is not None:
             teacher_test = teacher_test_stage(cfg, rerun_from)
             cost = the_cost_case(cfg, teacher_test, teacher_stats, champion, probe, training_seconds(sweep, champion.train_time_s))
-        report = {
-            "run_name": cfg.run_name, "task": cfg.task.name, "wall_s": time.monotonic() - started,
-            "teacher": teacher_stats, "sweep": [asdict(t) for t in sweep.trials] if sweep else [], "sweep_knobs": list(sweep.knobs) if sweep else [],
-            "sweep_markdown": _sweep_markdown(cfg), "sweep_metric": cfg.sweep.metric,
-            "accuracy": accuracy_rows(teacher_stats, champion, baselines),
-            "champion": champion.as_report(), "endpoint": endpoint, "samples": samples,
-            "cost_case": cost.as_dict() if cost else None, "cost_rows": cost.rows() if cost else [],
-            "report_dir": str(cfg.pipeline.output_dir),
-        }  # fmt: skip
-        write_report(cfg, report, accuracy_metrics(teacher_stats, champion, baselines), sweep.plot if sweep else None)
+        report = PipelineReport(cfg.run_name, cfg.task.name, time.monotonic() - started, teacher_stats, champion, baselines, sweep,
+                                _sweep_markdown(cfg), cfg.sweep.metric, endpoint, tuple(samples), cost, str(cfg.pipeline.output_dir))  # fmt: skip
+        write_report(cfg, report)
         show_report(report)
         return report
     finally:
@@ -227,40 +219,39 @@ def _sweep_markdown(cfg: RtRayConfig) -> str | None:
     return path.read_text() if cfg.pipeline.sweep and path.is_file() else None
 
 
-def write_report(cfg: RtRayConfig, report: dict, accuracy_metrics: dict, plot: str | None) -> None:
+def write_report(cfg: RtRayConfig, report: PipelineReport) -> None:
     out = Path(cfg.pipeline.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.json").write_text(json.dumps(report.as_json(), indent=2, default=str))
     (out / "report.md").write_text(report_markdown(report))
-    with tracking.tracked_run(cfg, stage="pipeline") as run_id:
-        report["mlflow_run_id"] = run_id
-        tracking.log_metrics(accuracy_metrics)
-        tracking.log_metrics({"wall_s": report["wall_s"], "teacher_requests_sent": report["teacher"].get("requests_sent", 0)})
-        if report["cost_case"]:
-            tracking.log_metrics({key: report["cost_case"][key] for key in COST_METRICS if report["cost_case"][key] is not None})
-        for path in (out / "report.md", out / "report.json", plot):
+    with tracking.tracked_run(cfg, stage="pipeline"):
+        tracking.log_metrics(report.accuracy_metrics())
+        tracking.log_metrics({"wall_s": report.wall_s, "teacher_requests_sent": report.teacher.get("requests_sent", 0)})
+        if report.cost:
+            cost = report.cost.as_dict()
+            tracking.log_metrics({key: cost[key] for key in COST_METRICS if cost[key] is not None})
+        for path in (out / "report.md", out / "report.json", report.sweep.plot if report.sweep else None):
             if path:
                 tracking.log_artifact(path, artifact_path="report")
 
 
-def show_report(report: dict) -> None:
+def show_report(report: PipelineReport) -> None:
     from rt_ray.sweep.tuner import results_table
 
     printer = report_console()
-    printer.rule(f"rt-ray pipeline: {report['run_name']}")
-    if report["teacher"].get("teacher_simulated"):
+    printer.rule(f"rt-ray pipeline: {report.run_name}")
+    if report.teacher.get("teacher_simulated"):
         printer.print(SIMULATED)
-    printer.print(teacher_table(report["teacher"]).rich())
-    if report["sweep"]:
-        trials = tuple(TrialResult(**t) for t in report["sweep"])
-        printer.print(results_table(trials, report["sweep_knobs"], report["sweep_metric"]).rich())
-    printer.print(accuracy_table(report["accuracy"], report["task"]).rich())
-    if report["cost_case"]:
-        printer.print(cost_table(report["cost_rows"]).rich())
-        for line in report["cost_case"]["sentences"]:
+    printer.print(teacher_table(report.teacher).rich())
+    if report.sweep:
+        printer.print(results_table(report.sweep.trials, report.sweep.knobs, report.sweep_metric).rich())
+    printer.print(accuracy_table(report.accuracy, report.task).rich())
+    if report.cost:
+        printer.print(cost_table(report.cost.rows()).rich())
+        for line in report.cost.sentences():
             printer.print(line)
-    if report["samples"]:
-        printer.print(samples_table(report["samples"]).rich())
-    if report["endpoint"]:
-        printer.print(f"endpoint: {report['endpoint']}/v1 (OpenAI API), {report['endpoint']}/v1/solve")
-    printer.print(f"wall time {report['wall_s']:.0f} s; report in {report['report_dir']}")
+    if report.samples:
+        printer.print(samples_table(list(report.samples)).rich())
+    if report.endpoint:
+        printer.print(f"endpoint: {report.endpoint}/v1 (OpenAI API), {report.endpoint}/v1/solve")
+    printer.print(f"wall time {report.wall_s:.0f} s; report in {report.report_dir}")

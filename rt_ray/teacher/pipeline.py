@@ -62,7 +62,7 @@ class TeacherUnavailable(UserError, RuntimeError):
     """The teacher endpoint cannot be reached or refuses the run."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerationResult:
     output_dir: Path
     stats: dict

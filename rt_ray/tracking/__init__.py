@@ -16,15 +16,10 @@ from pathlib import Path
 from typing import Iterator
 
 from rt_ray.config import RtRayConfig, TrackingConfig
+# The command's own tags for every run it starts or resumes (rt_ray.invocation: see end_interrupted_runs).
+from rt_ray.console import current
 
 MAX_PARAM_CHARS = 500
-_invocation_tags: dict[str, str] = {}
-
-
-def tag_new_runs(tags: dict[str, str]) -> None:
-    """Tags for every run this process starts from now on (the CLI's invocation id, so that an
-    interrupted command can find its runs)."""
-    _invocation_tags.update(tags)
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
@@ -56,7 +51,7 @@ def tracked_run(
 ) -> Iterator[str]:
     """An MLflow run for one stage, with the resolved config (which holds no secret) as params."""
     mlflow = _mlflow(cfg.tracking)
-    all_tags = {"rt_ray.stage": stage, "rt_ray.task": cfg.task.name, **_invocation_tags, **(tags or {})}
+    all_tags = {"rt_ray.stage": stage, "rt_ray.task": cfg.task.name, **current().run_tags, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = mlflow.start_run(run_name=run_name or f"{cfg.run_name}-{stage}", tags=all_tags, nested=bool(parent_run_id))
@@ -121,8 +116,8 @@ def resumed_run(cfg: TrackingConfig, run_id: str) -> Iterator[str]:
     mlflow = _mlflow(cfg)
     mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
     with _ended_by_outcome(mlflow):
-        if _invocation_tags:
-            mlflow.set_tags(_invocation_tags)  # this invocation works in it now (see end_interrupted_runs)
+        if current().run_tags:
+            mlflow.set_tags(current().run_tags)  # this invocation works in it now (see end_interrupted_runs)
         yield run_id
 
 

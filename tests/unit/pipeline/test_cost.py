@@ -1,9 +1,12 @@
 """The cost case's arithmetic against figures worked out by hand."""
 
+from dataclasses import replace
+
 import pytest
 
 from rt_ray.pipeline.cost import CostCase, Distillation, ServedStudent, TeacherOnTest, break_even, percentile
-from rt_ray.pipeline.report import report_markdown
+from rt_ray.pipeline.report import PipelineReport, report_markdown
+from rt_ray.results import Champion, Score
 
 
 def case(requests_per_s: float = 20.0, student_accuracy: float = 0.90) -> CostCase:
@@ -38,10 +41,9 @@ def test_nearest_rank_percentiles():
 
 def test_the_report_shows_the_cost_case_table_and_its_sentences():
     c = case()
-    report = {"run_name": "r", "task": "custom", "wall_s": 1.0, "teacher": {"teacher_simulated": True}, "accuracy": [],
-              "cost_case": c.as_dict(), "cost_rows": c.rows()}  # fmt: skip
+    report = PipelineReport("r", "custom", 1.0, {"teacher_simulated": True}, Champion("m", "D=1", "ft_cot", Score(0.9, 150)), cost=c)
     text = report_markdown(report)
     assert "The teacher's rationales were simulated (rt-ray teacher-sim)" in text
-    assert "simulated" not in report_markdown({**report, "teacher": {"teacher_simulated": False}}).split("## What")[0]
+    assert "simulated" not in report_markdown(replace(report, teacher={"teacher_simulated": False})).split("## What")[0]
     assert "## What the student saves" in text and "| cost per 1,000 answers | $2 | $0.005 |" in text
     assert "| break-even |  | 632 answers |" in text and c.sentences()[1] in text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rt_ray.pipeline.report import accuracy_metrics, accuracy_rows, report_markdown
+from rt_ray.pipeline.report import PipelineReport, accuracy_metrics, accuracy_rows, report_markdown
 from rt_ray.results import Baselines, Champion, Score
 
 STATS = {"teacher_accuracy": 0.8, "questions": 10, "requests_sent": 0, "cache_hits": 40, "teacher_model": "t", "task": "coin_flip"}
@@ -16,11 +16,10 @@ def test_rows_run_teacher_baselines_champion_and_skip_missing_baselines():
 
 
 def test_markdown_has_teacher_accuracy_endpoint_and_samples():
-    report = {
-        "run_name": "q", "task": "coin_flip", "wall_s": 61.0, "teacher": STATS, "sweep_markdown": "| rank |\n|---|\n| 1 |\n",
-        "accuracy": accuracy_rows(STATS, CHAMPION, Baselines(Score(0.9, 30), vanilla=Score(0.5, 30))),
-        "endpoint": "http://h:8000", "samples": [{"question": "Q?", "rationale": "R.", "answer": "yes", "gold": "no"}],
-    }  # fmt: skip
+    report = PipelineReport(
+        "q", "coin_flip", 61.0, STATS, CHAMPION, Baselines(Score(0.9, 30), vanilla=Score(0.5, 30)), sweep_markdown="| rank |\n|---|\n| 1 |\n",
+        endpoint="http://h:8000", samples=({"question": "Q?", "rationale": "R.", "answer": "yes", "gold": "no"},),
+    )  # fmt: skip
     text = report_markdown(report)
     assert "| cache_hits | 40 |" in text and "| vanilla | 0.500 | 30 |" in text
     assert "## Sweep" in text and "`http://h:8000/v1`" in text and "| Q? | R. | yes | no |" in text
