@@ -189,3 +189,16 @@ def test_the_run_budget_starts_no_run_that_the_longest_so_far_says_would_end_pas
         time.sleep(0.35)
     assert budget.runs == 1 and budget.longest_s >= 0.35
     assert not budget.allows_another(), "0.35 s gone and a 0.35 s run would end past 0.6 s"
+
+
+def test_the_shipped_curves_config_has_every_size_and_student_runnable_on_its_task():
+    from pathlib import Path
+
+    from rt_ray.config import load_config
+    from rt_ray.experiment.plan import task_configs
+
+    cfg = load_config(Path(__file__).resolve().parents[3] / "configs" / "paper-curves.yaml")
+    for task_cfg in task_configs(cfg).values():
+        check_axes(task_cfg, cfg.experiment, task_cfg.train.validation_size, "experiment")
+        assert task_cfg.generation.degree == 8, "one teacher run at the largest D serves every point"
+    assert len(plan(cfg.experiment)) == 1 + 3 * 3 * (1 + 3 * 5)
