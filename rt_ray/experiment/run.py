@@ -144,26 +144,29 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     ensure_ray(cfg.ray)
     parent_run_id = tracking.recorded_parent_run(cfg, out / STATE_FILE, "experiment")
     runs_path = out / RUNS_FILE
-    records = read_jsonl(runs_path, missing_ok=True)
+    points = plan(exp)
+    upstream = {label: task_fingerprint(task_cfg) for label, task_cfg in configs.items()}
+    expected = {point.key(label): point_fingerprint(task_cfg, point, upstream[label]) for label, task_cfg in configs.items() for point in points}
+    records = current_records(read_jsonl(runs_path, missing_ok=True), expected)
     done = {Point.of(r).key(r["task"]) for r in records}
     reused = len(done)
     names = methods(exp.degrees)
-    points = plan(exp)
 
     todo = [(label, point) for label in configs for point in points if point.key(label) not in done]
     budget = RunBudget(started, exp.max_minutes)
     try:
-        run_points(todo, configs, budget, parent_run_id, records, runs_path, len(done))
+        run_points(todo, configs, expected, budget, parent_run_id, records, runs_path)
     finally:  # an interrupted command's time counts too: the report states what the whole result cost
         timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
     timing["left"] = len(todo) - budget.runs
     return write_report(cfg, records, list(configs), names, parent_run_id, timing)
 
 
-def run_points(todo: list, configs: dict, budget: "RunBudget", parent_run_id: str, records: list[dict], runs_path: Path, done: int) -> None:
-    """Each point not yet in runs.jsonl, appended to it (and to ``records``) as it finishes."""
-    with bar("experiment", total=done + len(todo)) as progress:
-        progress.update(completed=done)
+def run_points(todo: list, configs: dict, expected: dict[str, str], budget: "RunBudget", parent_run_id: str, records: list[dict],
+               runs_path: Path) -> None:  # fmt: skip
+    """Each point not yet in runs.jsonl (with its fingerprint), appended to it (and to ``records``) as it finishes."""
+    with bar("experiment", total=len(records) + len(todo)) as progress:
+        progress.update(completed=len(records))
         for label, point in todo:
             if not budget.allows_another():
                 say(f"experiment: experiment.max_minutes={configs[label].experiment.max_minutes:g} reached; "
@@ -171,7 +174,8 @@ def run_points(todo: list, configs: dict, budget: "RunBudget", parent_run_id: st
                 return
             progress.update(description=f"{label}: {point.describe()}")
             with budget.timing():
-                record = {"task": label, **point.fields(), **run_point(configs[label], label, point, parent_run_id)}
+                record = {"task": label, **point.fields(), **run_point(configs[label], label, point, parent_run_id),
+                          "fingerprint": expected[point.key(label)]}  # fmt: skip
             append_jsonl(runs_path, record)
             records.append(record)
             note_kept(f"{label} {point.describe()}")
@@ -200,10 +204,41 @@ def run_point(task_cfg: RtRayConfig, label: str, point: Point, parent_run_id: st
     """The point's run, on its student's config with its seed."""
     if point.method == TEACHER:
         return teacher_run(task_cfg, parent_run_id)
-    exp = task_cfg.experiment
-    cfg = student_config(task_cfg, exp.students, point.student, "experiment").with_values(train={"seed": point.seed})
     run = zero_shot_run if point.method == "zero_shot" else trained_run
-    return run(cfg, label, point, parent_run_id)
+    return run(point_config(task_cfg, point), label, point, parent_run_id)
+
+
+def point_config(task_cfg: RtRayConfig, point: Point) -> RtRayConfig:
+    """The task's config with the point's student and seed."""
+    return student_config(task_cfg, task_cfg.experiment.students, point.student, "experiment").with_values(train={"seed": point.seed})
+
+
+def task_fingerprint(task_cfg: RtRayConfig) -> str:
+    """The teacher's inputs for this task, its data included: where every run's fingerprint starts."""
+    from rt_ray.tasks import load_task_data
+    from rt_ray.teacher.pipeline import teacher_fingerprint
+
+    return teacher_fingerprint(task_cfg, load_task_data(task_cfg.task))
+
+
+def point_fingerprint(task_cfg: RtRayConfig, point: Point, upstream: str) -> str:
+    """What a run's result depends on: the teacher's inputs (``upstream``), then for a student its
+    task, student and training sections (the method and size are the run's key). A run recorded with
+    another fingerprint was made under another config and is done again."""
+    if point.method == TEACHER:
+        return upstream
+    return point_config(task_cfg, point).fingerprint_of("task", "student", "train", upstream=upstream)
+
+
+def current_records(records: list[dict], expected: dict[str, str]) -> list[dict]:
+    """The runs of this config's plan that its inputs still match, the latest of each; a run recorded
+    before runs carried fingerprints counts as matching."""
+    latest = {}
+    for record in records:
+        key = Point.of(record).key(record["task"])
+        if key in expected and record.get("fingerprint", expected[key]) == expected[key]:
+            latest[key] = record
+    return list(latest.values())
 
 
 def add_wall_time(out: Path, wall_s: float, made: int, reused: int) -> dict:

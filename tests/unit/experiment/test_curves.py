@@ -202,3 +202,21 @@ def test_the_shipped_curves_config_has_every_size_and_student_runnable_on_its_ta
         check_axes(task_cfg, cfg.experiment, task_cfg.train.validation_size, "experiment")
         assert task_cfg.generation.degree == 8, "one teacher run at the largest D serves every point"
     assert len(plan(cfg.experiment)) == 1 + 3 * 3 * (1 + 3 * 5)
+
+
+def test_a_run_is_reused_only_while_its_fingerprint_matches_the_configs_and_the_latest_counts():
+    from rt_ray.experiment.run import current_records, point_fingerprint, task_fingerprint
+
+    expected = {"t/vanilla/0": "aaa", "t/ft_cot_d1/0": "bbb"}
+    records = [{"task": "t", "method": "vanilla", "seed": 0, "accuracy": 0.1, "fingerprint": "old"},  # another config's
+               {"task": "t", "method": "ft_cot_d1", "seed": 0, "accuracy": 0.2},  # before fingerprints: kept
+               {"task": "t", "method": "ft_cot_d1", "seed": 1, "accuracy": 0.3, "fingerprint": "bbb"},  # not in the plan
+               {"task": "t", "method": "ft_cot_d1", "seed": 0, "accuracy": 0.4, "fingerprint": "bbb"}]  # fmt: skip
+    assert current_records(records, expected) == [records[3]]
+    assert current_records(records[:2], expected) == [records[1]]
+    cfg = parse_config({"task": {"name": "coin_flip", "num_examples": 40}, "experiment": {"students": STUDENTS, "tasks": {"c": {}}}})
+    upstream = task_fingerprint(cfg)
+    small, large = (point_fingerprint(cfg, Point("ft_cot_d1", 0, s), upstream) for s in ("small", "large"))
+    assert small != large != upstream == point_fingerprint(cfg, Point("teacher", None), upstream)
+    longer = point_fingerprint(cfg.with_values(train={"max_steps": cfg.train.max_steps + 1}), Point("ft_cot_d1", 0, "small"), upstream)
+    assert longer != small and point_fingerprint(cfg, Point("ft_cot_d1", 1, "small"), upstream) != small
