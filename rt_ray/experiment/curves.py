@@ -215,6 +215,15 @@ def curves(records: list[dict]) -> dict:
             "equal_spend": equal_spend(records)}  # fmt: skip
 
 
+def unpriced_markdown(curves_by_task: dict[str, dict]) -> str:
+    """Says which tasks' points have no teacher dollars, and why: no sample was paid for in their teacher run."""
+    unpriced = [task for task, c in curves_by_task.items() if c["teacher_usd_per_rationale"] is None]
+    if not unpriced:
+        return ""
+    return (f"No teacher dollars for {', '.join(unpriced)}: every sample of the teacher run came from the cache, so this run "
+            "measured no spend to price a rationale by; run the experiment with an empty `teacher.cache_dir` to measure it.\n\n")
+
+
 def _usd(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 

@@ -21,7 +21,8 @@ from rt_ray.artifacts import append_jsonl, read_jsonl
 from rt_ray.axes import check_axes, questions_beyond, student_config
 from rt_ray.config import RtRayConfig
 from rt_ray.console import note_kept
-from rt_ray.experiment.curves import NEAR_BEST_POINTS, axis_trends, curves, points_markdown, spend_markdown, trends_markdown
+from rt_ray.experiment.curves import (NEAR_BEST_POINTS, axis_trends, curves, points_markdown, spend_markdown, trends_markdown,
+                                     unpriced_markdown)
 from rt_ray.experiment.plots import COST_PLOT, CURVE_PLOTS, plot_accuracy_vs_cost, plot_cot_vs_degree, plot_curve
 from rt_ray.experiment.plan import (
     TEACHER,
@@ -310,7 +311,7 @@ def report_text(cfg: RtRayConfig, records: list[dict], found: dict, task_curves:
             f"## Learning curves and teacher spend\n\n"
             f"Each point's teacher $ is what its own training data (questions x D rationales) costs at the dollars per rationale "
             f"the teacher run measured; vanilla uses gold answers only. ★: the cheapest point within "
-            f"{NEAR_BEST_POINTS:.0f} point of the best.\n\n{points}"
+            f"{NEAR_BEST_POINTS:.0f} point of the best.\n\n{unpriced_markdown(task_curves)}{points}"
             + (f"### Trends\n\n{trends}\n" if trends else "")
             + (f"### What the teacher's money buys\n\n{spend}\n" if spend else "")
             + images)  # fmt: skip

@@ -220,3 +220,15 @@ def test_a_run_is_reused_only_while_its_fingerprint_matches_the_configs_and_the_
     assert small != large != upstream == point_fingerprint(cfg, Point("teacher", None), upstream)
     longer = point_fingerprint(cfg.with_values(train={"max_steps": cfg.train.max_steps + 1}), Point("ft_cot_d1", 0, "small"), upstream)
     assert longer != small and point_fingerprint(cfg, Point("ft_cot_d1", 1, "small"), upstream) != small
+
+
+def test_points_without_a_measured_spend_say_so_rather_than_cost_nothing():
+    from rt_ray.experiment.curves import unpriced_markdown
+
+    teacher = {"task": "t", "method": "teacher", "seed": None, "accuracy": 0.8, "rationales": 10, "cache_hits": 20, "cost_usd": 0.0}
+    result = curves([teacher, run("ft_cot_d2", 0, 0.9, 5, outcomes="1"), run("vanilla", 0, 0.5, 5, outcomes="0")])
+    assert result["teacher_usd_per_rationale"] is None
+    assert {p["name"]: p["teacher_usd"] for p in result["points"]} == {"ft_cot_d2": None, "vanilla": 0.0}
+    assert result["cheapest_near_best"] == "vanilla", "only priced points compete"
+    assert "No teacher dollars for t: every sample of the teacher run came from the cache" in unpriced_markdown({"t": result})
+    assert unpriced_markdown({"t": {**result, "teacher_usd_per_rationale": 0.01}}) == ""
