@@ -85,13 +85,13 @@ def training_run_config(cfg: RtRayConfig, spec: dict, meta: dict, resume_from: s
     )  # fmt: skip
 
 
-def fit(cfg: RtRayConfig, samples, loop_config: LoopConfig, name: str, output_dir: str | Path):
+def fit(cfg: RtRayConfig, samples, loop_config: LoopConfig, name: str, output_dir: str | Path, report_to_tune: bool = False):
     """Ray Train + DeepSpeed over the tokenized samples (``tokenized_table``), its checkpoints under
-    ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result."""
+    ``output_dir``/ray_train (a URI works: every node writes there); returns Ray Train's Result.
+    ``report_to_tune``: the caller is a Tune trial (a sweep's), whose scheduler reads the reports."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
-    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
 
     from rt_ray.cluster import dataset_from_table
     from rt_ray.student.train_loop import train_func
@@ -99,7 +99,7 @@ def fit(cfg: RtRayConfig, samples, loop_config: LoopConfig, name: str, output_di
     train = cfg.train
     # A sweep trial whose workers score validation questions forwards each report to Tune, so that
     # its scheduler (ASHA) can stop the trial.
-    callbacks = [TuneReportCallback()] if loop_config.validation and _in_tune_session() else []
+    callbacks = [TuneReportCallback()] if loop_config.validation and report_to_tune else []
     trainer = TorchTrainer(
         train_func,
         train_loop_config={"loop": loop_config},
@@ -223,12 +223,14 @@ def _train_student(
     progress: dict | None = None,
     validation: list | None = None,
     validate_every: int | None = None,
+    report_to_tune: bool = False,
 ) -> TrainResult:
     """Fine-tune one student (ft_cot on the first D rationales per question, or vanilla) and export it.
     Questions in ``held_out`` (a validation set) are left out of training. Rank 0 posts its progress
     to ``progress`` (``{"board", "key"}``, a sweep's); without it, the driver shows a bar of its own.
     With ``validation`` samples (a sweep's, for ASHA; else train.validation_size training questions),
-    the workers score them every ``validate_every`` steps and stop early on train.early_stopping_patience."""
+    the workers score them every ``validate_every`` steps and stop early on train.early_stopping_patience;
+    ``report_to_tune`` (a sweep trial) forwards those reports to Tune's scheduler."""
     from rt_ray import tracking
     from rt_ray.cluster import ensure_ray
     from rt_ray.progress import new_board, say, watch_board
@@ -256,7 +258,8 @@ def _train_student(
         loop_config = training_run_config(cfg, spec, meta, resume_from, run_id, progress, num_samples=len(samples),
                                           validation=validation, validate_every=validate_every)  # fmt: skip
         with watch_board(progress["board"]) if own_bar else nullcontext():
-            result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}", output_dir=output_dir)
+            result = fit(cfg, samples, loop_config, name=f"{cfg.run_name}-{fmt}-{run_id[:8]}", output_dir=output_dir,
+                         report_to_tune=report_to_tune)  # fmt: skip
         if result.error is not None:
             raise result.error
         export_model(result, output_dir)

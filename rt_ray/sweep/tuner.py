@@ -87,7 +87,7 @@ def sweep_trial(knobs: dict, base_config: dict, parent_run_id: str, teacher_fing
     every = cfg.sweep.report_every_steps
     result = train_student(cfg, fmt="ft_cot", degree=knobs["degree"], output_dir=out, held_out=held_out,
                            parent_run_id=parent_run_id, run_name=f"{cfg.run_name}-{label}", progress=target,
-                           validation=validation if every else None, validate_every=every)  # fmt: skip
+                           validation=validation if every else None, validate_every=every, report_to_tune=True)  # fmt: skip
     post_progress(target, phase="evaluating")
     source = {"path": str(result.model_dir)}
     staged = local_dir(out)
