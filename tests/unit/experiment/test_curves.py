@@ -54,6 +54,10 @@ def test_a_point_names_its_axes_in_its_key_folder_and_record():
     assert point.key("coin") == "coin/ft_cot_d4/1/small/n40" and point.folder() == "small/n40/ft_cot_d4_s1"
     assert point.degree == 4 and point.fields() == {"method": "ft_cot_d4", "seed": 1, "student": "small", "train_size": 40}
     assert Point.of({"task": "coin", **point.fields()}) == point
+    from rt_ray.experiment.run import run_name
+
+    assert run_name("coin", point) == "coin-small-n40-ft_cot_d4-s1"
+    assert run_name("coin", Point("ft_cot_d4", 1)) == "coin-ft_cot_d4-s1", "MLflow names as before the axes"
 
 
 def test_the_papers_table_reads_the_last_student_at_the_largest_size():
