@@ -225,7 +225,7 @@ def unpriced_markdown(curves_by_task: dict[str, dict]) -> str:
 
 
 def _usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    return "—" if value is None else "$0" if value == 0 else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def points_markdown(task_curves: dict) -> str:

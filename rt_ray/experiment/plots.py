@@ -30,26 +30,26 @@ def plot_cot_vs_degree(summary: dict, degrees: list[int], path: Path) -> Path:
     return degree_plot(lines, "test accuracy", "Fine-tune-CoT against D (mean ± std over seeds)", path, degrees=degrees, legend_size=8)
 
 
-def _panels(count: int):
-    figure, axes = pyplot().subplots(1, count, figsize=(6.5 * count, 4.2), squeeze=False)
+def _panels(count: int, width: float = 6.5):
+    figure, axes = pyplot().subplots(1, count, figsize=(width * count, 4.2), squeeze=False)
     return figure, list(axes[0])
 
 
 def plot_curve(curves_by_task: dict[str, dict], x_field: str, line_field: str, xlabel: str, path: Path,
                fixed: dict[str, object]) -> Path:  # fmt: skip
     """Fine-tune-CoT accuracy (mean ± seed std) against ``x_field``, a line per ``line_field`` value, at
-    the ``fixed`` values of the other axes (the reference point's); log x axis."""
+    the ``fixed`` values of the other axes (the reference point's); log x axis, ticked at the values."""
     figure, axes = _panels(len(curves_by_task))
     for axis, (task, task_curves) in zip(axes, sorted(curves_by_task.items())):
-        lines: dict = {}
-        for c in task_curves["points"]:
-            if c["method"].startswith("ft_cot") and c[x_field] and all(c[k] == v for k, v in fixed.items() if k != x_field):
-                lines.setdefault(c[line_field], []).append(c)
+        lines = curve_lines(task_curves["points"], x_field, line_field, fixed)
+        ticks = sorted({c[x_field] for cells in lines.values() for c in cells})
         for index, (value, cells) in enumerate(sorted(lines.items())):
             cells.sort(key=lambda c: c[x_field])
             axis.errorbar([c[x_field] for c in cells], [c["mean"] for c in cells], yerr=[c["std"] for c in cells],
                           marker="o", capsize=3, color=f"C{index}", label=f"D={value}")  # fmt: skip
         axis.set_xscale("log")
+        axis.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        axis.minorticks_off()
         axis.set_xlabel(xlabel)
         axis.set_ylabel("test accuracy")
         axis.set_ylim(0, 1)
@@ -59,10 +59,19 @@ def plot_curve(curves_by_task: dict[str, dict], x_field: str, line_field: str, x
     return save_figure(figure, path)
 
 
+def curve_lines(points: list[dict], x_field: str, line_field: str, fixed: dict) -> dict:
+    """Fine-tune-CoT points at the ``fixed`` values, grouped by ``line_field`` (curves.json's points)."""
+    lines: dict = {}
+    for c in points:
+        if c["method"].startswith("ft_cot") and c[x_field] and all(c[k] == v for k, v in fixed.items()):
+            lines.setdefault(c[line_field], []).append(c)
+    return lines
+
+
 def plot_accuracy_vs_cost(curves_by_task: dict[str, dict], path: Path) -> Path:
     """Every trained point: accuracy against what its teacher data cost (vanilla needs none: $0, drawn on
     a linear stretch of the axis near 0), colour by D, the cheapest point near the best starred."""
-    figure, axes = _panels(len(curves_by_task))
+    figure, axes = _panels(len(curves_by_task), width=9.0)
     for axis, (task, task_curves) in zip(axes, sorted(curves_by_task.items())):
         trained = [c for c in task_curves["points"] if c["method"] != "zero_shot" and c["teacher_usd"] is not None]
         paid = [c["teacher_usd"] for c in trained if c["teacher_usd"] > 0]
@@ -84,6 +93,6 @@ def plot_accuracy_vs_cost(curves_by_task: dict[str, dict], path: Path) -> Path:
         axis.set_ylabel("test accuracy")
         axis.set_ylim(0, 1)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the points, not over them
         axis.set_title(f"{task}: accuracy against teacher dollars")
     return save_figure(figure, path)

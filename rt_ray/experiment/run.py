@@ -285,9 +285,10 @@ def curve_plots(exp, task_curves: dict, out: Path) -> list[Path]:
     """Accuracy against training questions and against student size, for the axes the config lists,
     at the reference point's values of the other axis."""
     student, size = reference(exp)
-    fixed = {"student": student} | ({"train_questions": size} if size else {})
+    # Each plot holds the other axis at the reference point: sizes for the last student, students at the largest size.
+    fixed = {"accuracy_vs_train_size.png": {"student": student}, "accuracy_vs_student_size.png": {"train_questions": size} if size else {}}
     wanted = {"accuracy_vs_train_size.png": len(exp.train_sizes) > 1, "accuracy_vs_student_size.png": len(exp.students) > 1}
-    return [plot_curve(task_curves, x_field, line_field, xlabel, out / name, fixed)
+    return [plot_curve(task_curves, x_field, line_field, xlabel, out / name, fixed[name])
             for name, (x_field, line_field, xlabel) in CURVE_PLOTS.items() if wanted[name]]  # fmt: skip
 
 

@@ -236,3 +236,19 @@ def test_points_without_a_measured_spend_say_so_rather_than_cost_nothing():
     assert result["cheapest_near_best"] == "vanilla", "only priced points compete"
     assert "No teacher dollars for t: every sample of the teacher run came from the cache" in unpriced_markdown({"t": result})
     assert unpriced_markdown({"t": {**result, "teacher_usd_per_rationale": 0.01}}) == ""
+
+
+def test_each_curve_plot_holds_the_other_axis_at_the_reference_point_and_draws_every_value_of_its_own():
+    from dataclasses import asdict
+
+    from rt_ray.experiment.plots import CURVE_PLOTS, curve_lines
+
+    records = [run(f"ft_cot_d{d}", 0, 0.1 * d, n, s, student_parameters=p, train_size=n)
+               for d in (1, 2) for n in (10, 20) for s, p in (("small", 100), ("large", 400))]  # fmt: skip
+    points = [asdict(c) for c in point_cells(records, 0.01)]
+    x, line, _ = CURVE_PLOTS["accuracy_vs_student_size.png"]
+    by_degree = curve_lines(points, x, line, {"train_questions": 20})
+    assert {d: sorted(c["student_parameters"] for c in cells) for d, cells in by_degree.items()} == {1: [100, 400], 2: [100, 400]}
+    x, line, _ = CURVE_PLOTS["accuracy_vs_train_size.png"]
+    assert {d: sorted(c["train_questions"] for c in cells) for d, cells in curve_lines(points, x, line, {"student": "large"}).items()} == \
+        {1: [10, 20], 2: [10, 20]}  # fmt: skip
