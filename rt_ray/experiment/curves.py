@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rt_ray.experiment.plan import Point
 from rt_ray.experiment.stats import compare
 from rt_ray.tables import markdown_table
 
@@ -55,16 +56,6 @@ def point_teacher_usd(record: dict, per_rationale: float | None) -> float | None
     return record["train_questions"] * record["degree"] * per_rationale
 
 
-def point_name(record: dict) -> str:
-    """``ft_cot_d4/small/n160``: a point's method with whichever axes it sits on."""
-    parts = [record["method"]]
-    if record.get("student") is not None:
-        parts.append(record["student"])
-    if record.get("train_size") is not None:
-        parts.append(f"n{record['train_size']}")
-    return "/".join(parts)
-
-
 @dataclass(frozen=True)
 class Cell:
     """A point over its seeds."""
@@ -87,7 +78,7 @@ def point_cells(records: list[dict], per_rationale: float | None) -> list[Cell]:
     grouped: dict[str, list[dict]] = {}
     for record in records:
         if record["method"] != "teacher":
-            grouped.setdefault(point_name(record), []).append(record)
+            grouped.setdefault(Point.of(record).name, []).append(record)
     cells = []
     for name, runs in grouped.items():
         first, accuracies = runs[0], [r["accuracy"] for r in runs]

@@ -11,7 +11,6 @@ import statistics
 from dataclasses import dataclass
 
 from rt_ray.config import ConfigError, ExperimentConfig, RtRayConfig, parse_config, set_dotted
-from rt_ray.experiment.curves import point_name
 from rt_ray.storage import join, local_dir
 from rt_ray.tables import markdown_table
 
@@ -66,22 +65,28 @@ class Point:
 
     def key(self, task: str) -> str:
         """runs.jsonl's identity of the run; without axes the same as before they existed."""
-        return "/".join([task, self.method, str(self.seed), *self._axes()])
+        return "/".join([task, self.method, str(self.seed), *self.axes])
 
     def folder(self) -> str:
         """The student's folder under the task's: ``small/n160/ft_cot_d4_s0``, or ``ft_cot_d4_s0``."""
-        return "/".join([*self._axes(), f"{self.method}_s{self.seed}"])
+        return "/".join([*self.axes, f"{self.method}_s{self.seed}"])
 
     def describe(self) -> str:
         seed = f" seed {self.seed}" if self.seed is not None else ""
-        return " ".join([self.method + seed, *self._axes()])
+        return " ".join([self.method + seed, *self.axes])
 
     def fields(self) -> dict:
         """What the record says of its point (axes only where listed)."""
         axes = {"student": self.student, "train_size": self.train_size}
         return {"method": self.method, "seed": self.seed, **{k: v for k, v in axes.items() if v is not None}}
 
-    def _axes(self) -> list[str]:
+    @property
+    def name(self) -> str:
+        """``ft_cot_d4/small/n160``: the method with whichever axes the point sits on (the curves' and reports' name)."""
+        return "/".join([self.method, *self.axes])
+
+    @property
+    def axes(self) -> list[str]:
         return [*([self.student] if self.student is not None else []), *([f"n{self.train_size}"] if self.train_size is not None else [])]
 
 
@@ -246,7 +251,7 @@ def training_markdown(records: list[dict]) -> str:
     grouped: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         if r.get("steps") is not None:
-            grouped.setdefault((r["task"], point_name(r)), []).append(r)
+            grouped.setdefault((r["task"], Point.of(r).name), []).append(r)
     rows = [[task, method, f"{statistics.fmean(r['steps'] for r in runs):.0f}", f"{sum('stopped_early_at_step' in r for r in runs)} of {len(runs)}",
              f"{statistics.fmean(r.get('train_wall_s', 0) for r in runs):.0f}"] for (task, method), runs in grouped.items()]  # fmt: skip
     return markdown_table(["task", "method", "steps (mean)", "stopped early", "training s (mean)"], rows)

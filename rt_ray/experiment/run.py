@@ -79,7 +79,7 @@ def teacher_run(cfg: RtRayConfig, parent_run_id: str) -> dict:
 
 def run_name(label: str, point: Point) -> str:
     """The MLflow run's name: ``coin-ft_cot_d4-s0``, with the point's axes before the method when it has them."""
-    return "-".join([label, *point.folder().split("/")[:-1], point.method, f"s{point.seed}"])
+    return "-".join([label, *point.axes, point.method, f"s{point.seed}"])
 
 
 def zero_shot_run(cfg: RtRayConfig, label: str, point: Point, parent_run_id: str) -> dict:
