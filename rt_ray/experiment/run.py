@@ -155,6 +155,7 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     names = methods(exp.degrees)
 
     todo = [(label, point) for label in configs for point in points if point.key(label) not in done]
+    restore_teacher_sets(configs, todo, done, parent_run_id)
     budget = RunBudget(started, exp.max_minutes)
     try:
         run_points(todo, configs, expected, budget, parent_run_id, records, runs_path)
@@ -162,6 +163,21 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
         timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
     timing["left"] = len(todo) - budget.runs
     return write_report(cfg, records, list(configs), names, parent_run_id, timing)
+
+
+def restore_teacher_sets(configs: dict[str, RtRayConfig], todo: list, done: set[str], parent_run_id: str) -> None:
+    """Makes again each teacher set that runs.jsonl says is finished but that is no longer on disk (its
+    folder deleted, or runs.jsonl copied without it) before a Fine-tune-CoT student reads it. The teacher
+    cache answers every sample it holds, so where the cache is kept this sends nothing; the teacher's
+    record, and so the spend the report prices, stays the one measured first."""
+    from rt_ray.teacher.pipeline import generate, reusable_generation
+
+    for label in dict.fromkeys(label for label, point in todo if point.degree is not None):
+        task_cfg = configs[label]
+        if Point(TEACHER, None).key(label) in done and reusable_generation(task_cfg, task_cfg.generation.degree) is None:
+            say(f"experiment: {label}'s teacher set is not in {task_cfg.generation.output_dir} (or no longer matches its inputs); "
+                f"making it again from the teacher cache {task_cfg.teacher.cache_dir}")  # fmt: skip
+            generate(task_cfg, parent_run_id=parent_run_id)
 
 
 def run_points(todo: list, configs: dict, expected: dict[str, str], budget: "RunBudget", parent_run_id: str, records: list[dict],

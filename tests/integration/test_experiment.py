@@ -1,6 +1,6 @@
 """`rt-ray experiment`, reduced (one task, one seed, tiny sizes), end to end: every row and column of
 the report is filled from real runs, each number is an MLflow child run, and a rerun redoes nothing;
-its outputs go to a local S3 server."""
+its outputs go to a local S3 server. A teacher set deleted after its run is made again from the cache."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+
+import shutil
 
 import pyarrow.fs as pafs
 import pytest
@@ -51,6 +53,7 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
         second = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
         assert second.returncode == 0, second.stderr[-4000:]
         assert len(sim.requests()) == requests
+        port = sim.port
 
     summary = json.loads(stored("summary.json"))
     assert list(summary) == ["coin"] and sorted(summary["coin"]) == sorted(METHODS)
@@ -115,3 +118,18 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
             assert run.data.metrics["test_accuracy"] == pytest.approx(record["accuracy"])
     artifacts = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/summary.json", "report/results.md", "report/accuracy_vs_degree.png"} <= artifacts
+
+    # The teacher set is gone but runs.jsonl says the teacher finished, and one Fine-tune-CoT run is to be
+    # made again: the set is rebuilt from the teacher cache (nothing sent) before that student reads it.
+    from rt_ray.storage import local_dir
+
+    shutil.rmtree(local_dir(f"{out}/coin") / "teacher")
+    kept = [r for r in records if (r["method"], r.get("train_size")) != ("ft_cot_d2", 12)]
+    (local_dir(out) / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))  # the staged copy the run reads
+    with SimulatorProcess(port=port, latency_s=0.01, wrong_rate=0.2) as sim:
+        third = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        assert third.returncode == 0, third.stderr[-4000:]
+        assert sim.requests() == [], "every sample came from the cache"
+    assert "teacher set is not in" in third.stderr
+    assert json.loads((local_dir(f"{out}/coin") / "teacher" / "stats.json").read_text())["status"] == "complete"
+    assert "made 1 runs and reused 7" in stored("results.md")
