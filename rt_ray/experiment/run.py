@@ -165,7 +165,7 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     return write_report(cfg, records, list(configs), names, parent_run_id, timing)
 
 
-def restore_teacher_sets(configs: dict[str, RtRayConfig], todo: list, done: set[str], parent_run_id: str) -> None:
+def restore_teacher_sets(configs: dict[str, RtRayConfig], todo: list, done: set[str], parent_run_id: str | None) -> None:
     """Makes again each teacher set that runs.jsonl says is finished but that is no longer on disk (its
     folder deleted, or runs.jsonl copied without it) before a Fine-tune-CoT student reads it. The teacher
     cache answers every sample it holds, so where the cache is kept this sends nothing; the teacher's

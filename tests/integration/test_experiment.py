@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-
-import shutil
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
@@ -53,7 +53,6 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
         second = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
         assert second.returncode == 0, second.stderr[-4000:]
         assert len(sim.requests()) == requests
-        port = sim.port
 
     summary = json.loads(stored("summary.json"))
     assert list(summary) == ["coin"] and sorted(summary["coin"]) == sorted(METHODS)
@@ -119,17 +118,29 @@ def test_reduced_experiment_to_s3_fills_the_report_from_real_runs(ray_cluster, s
     artifacts = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/summary.json", "report/results.md", "report/accuracy_vs_degree.png"} <= artifacts
 
-    # The teacher set is gone but runs.jsonl says the teacher finished, and one Fine-tune-CoT run is to be
-    # made again: the set is rebuilt from the teacher cache (nothing sent) before that student reads it.
-    from rt_ray.storage import local_dir
 
-    shutil.rmtree(local_dir(f"{out}/coin") / "teacher")
-    kept = [r for r in records if (r["method"], r.get("train_size")) != ("ft_cot_d2", 12)]
-    (local_dir(out) / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))  # the staged copy the run reads
-    with SimulatorProcess(port=port, latency_s=0.01, wrong_rate=0.2) as sim:
-        third = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-        assert third.returncode == 0, third.stderr[-4000:]
-        assert sim.requests() == [], "every sample came from the cache"
-    assert "teacher set is not in" in third.stderr
-    assert json.loads((local_dir(f"{out}/coin") / "teacher" / "stats.json").read_text())["status"] == "complete"
-    assert "made 1 runs and reused 7" in stored("results.md")
+def test_a_finished_teacher_set_no_longer_on_disk_is_made_again_from_the_cache(ray_cluster, tmp_path):
+    """runs.jsonl says the teacher finished, but its set is gone: before a Fine-tune-CoT student reads
+    it, the set is made again, every sample from the teacher cache (nothing sent)."""
+    from rt_ray.config import parse_config
+    from rt_ray.experiment.plan import TEACHER, Point, task_configs
+    from rt_ray.experiment.run import restore_teacher_sets
+    from rt_ray.teacher.pipeline import generate
+
+    with SimulatorProcess(latency_s=0.01, wrong_rate=0.2) as sim:
+        tree = coin_flip_run(tmp_path, sim.base_url, "restore", experiment={
+            "seeds": [0], "degrees": [1, 2], "output_dir": str(tmp_path / "experiment"),
+            "tasks": {"coin": {"task.name": "coin_flip", "task.num_examples": 40, "task.num_items": 3}}})  # fmt: skip
+        configs = task_configs(parse_config(tree))
+        generate(configs["coin"])
+        sent = len(sim.requests())
+        teacher_dir = Path(configs["coin"].generation.output_dir)
+        shutil.rmtree(teacher_dir)
+        done = {Point(TEACHER, None).key("coin")}
+        restore_teacher_sets(configs, [("coin", Point("vanilla", 0))], done, parent_run_id=None)
+        assert not teacher_dir.exists(), "no Fine-tune-CoT run is left to make: nothing needs the set"
+        restore_teacher_sets(configs, [("coin", Point("ft_cot_d2", 0))], done, parent_run_id=None)
+        assert sent > 0 and len(sim.requests()) == sent, "every sample came from the cache"
+    stats = json.loads((teacher_dir / "stats.json").read_text())
+    assert stats["status"] in ("complete", "complete_with_failures") and stats["degree"] == 2
+    assert (teacher_dir / "filtered.jsonl").stat().st_size > 0
