@@ -155,9 +155,9 @@ def _run_experiment(cfg: RtRayConfig) -> dict:
     names = methods(exp.degrees)
 
     todo = [(label, point) for label in configs for point in points if point.key(label) not in done]
-    restore_teacher_sets(configs, todo, done, parent_run_id)
     budget = RunBudget(started, exp.max_minutes)
     try:
+        restore_teacher_sets(configs, todo, done, parent_run_id)
         run_points(todo, configs, expected, budget, parent_run_id, records, runs_path)
     finally:  # an interrupted command's time counts too: the report states what the whole result cost
         timing = add_wall_time(out, time.monotonic() - started, made=len(records) - reused, reused=reused)
